@@ -1,0 +1,56 @@
+# `make demo` and `make test` do every set-up step themselves: the virtualenv, the package with
+# its dev dependencies and, where missing and possible, Debian's redis-server for the tests.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	&& { echo $$p; break; }; done)
+
+.PHONY: help demo test lint typecheck pytest bench redis-server clean
+
+help:
+	@echo "make demo   run the demo (embedded backend unless REDIS_URL is set)"
+	@echo "make test   lint, type-check and run the tests (fakeredis and a real redis-server)"
+	@echo "make bench  run the benchmarks against a throwaway redis-server"
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# Installs Debian's redis-server when it is missing and we may (root with apt-get). The tests
+# start their own server on a free port; RUNLEVEL=1 keeps the package from starting a daemon.
+redis-server:
+	@if command -v redis-server >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing redis-server from Debian's packages"; \
+		apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
+	else echo "redis-server is missing and cannot be installed here: real-server tests will be skipped"; fi
+
+demo: $(STAMP)
+	$(PY) -m arketic_cache demo
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+pytest: $(STAMP) redis-server
+	$(PY) -m pytest
+
+test: lint typecheck pytest
+
+bench: $(STAMP) redis-server
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache *.egg-info

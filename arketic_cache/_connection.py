@@ -1,0 +1,276 @@
+"""Clients for a Redis URL, and the process-wide connection behind the global instances.
+
+``memory://name`` is an in-process fakeredis server, one per URL, shared by the sync and async
+clients (and by every connection to the same URL), so the embedded default behaves like one
+real server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import fakeredis
+import redis
+import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ._breaker import CircuitBreaker
+from ._core._effects import Command, Flow
+from ._drive import AsyncDriver, BackendState, SyncDriver
+from ._exceptions import NotInitializedError
+from ._settings import RedisSettings
+
+__all__ = [
+    "RedisConnection",
+    "close_redis",
+    "close_redis_sync",
+    "current_connection",
+    "get_redis",
+    "get_redis_sync",
+    "init_redis",
+    "init_redis_sync",
+]
+
+logger = logging.getLogger("arketic_cache")
+
+_memory_servers: dict[str, fakeredis.FakeServer] = {}
+_memory_lock = threading.Lock()
+
+
+def _memory_server(url: str) -> fakeredis.FakeServer:
+    with _memory_lock:
+        if url not in _memory_servers:
+            _memory_servers[url] = fakeredis.FakeServer()
+        return _memory_servers[url]
+
+
+def _client_options(settings: RedisSettings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        # A stored value that is not UTF-8 decodes (lossless) to a str the JSON codec rejects,
+        # so it is a cache miss rather than an exception inside redis-py's parser.
+        "encoding_errors": "surrogateescape",
+        "protocol": settings.protocol,
+    }
+    if settings.scheme == "memory":
+        return options
+    options.update(
+        max_connections=settings.max_connections,
+        timeout=settings.connect_timeout,  # how long to wait for a free pooled connection
+        socket_timeout=settings.socket_timeout,
+        socket_connect_timeout=settings.connect_timeout,
+        health_check_interval=settings.health_check_interval,
+        # No retries inside redis-py: a resent INCR or script counts twice, and each retry
+        # multiplies the time a caller can hang. The breaker handles outages instead.
+        retry=Retry(NoBackoff(), 0),
+        client_name="arketic_cache",
+    )
+    if settings.password is not None:
+        options["password"] = settings.password.get_secret_value()
+    if settings.ssl_password is not None and settings.scheme == "rediss":
+        options["ssl_password"] = settings.ssl_password.get_secret_value()
+    return options
+
+
+class RedisConnection:
+    """One Redis endpoint: lazily built sync and async clients sharing one breaker.
+
+    Nothing connects until first use, so building a connection never fails on a down server.
+    """
+
+    def __init__(
+        self,
+        settings: RedisSettings | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        **overrides: Any,
+    ) -> None:
+        """Use ``settings`` (or the defaults), with keyword ``overrides`` such as ``url=``.
+
+        Raises:
+            ConfigurationError: a setting is invalid.
+        """
+        if settings is None:
+            settings = RedisSettings.create(**overrides)
+        elif overrides:
+            settings = RedisSettings.create(**{**dict(settings), **overrides})
+        self.settings = settings
+        breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown, clock)
+        secrets = tuple(
+            s.get_secret_value() for s in (settings.password, settings.ssl_password) if s
+        )
+        self.state = BackendState(breaker, secrets)
+        self._sync: SyncDriver | None = None
+        self._async: AsyncDriver | None = None
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> RedisConnection:
+        """Build from ``REDIS_URL`` and the other variables; explicit ``overrides`` win.
+
+        Raises:
+            ConfigurationError: a variable holds an invalid value.
+        """
+        return cls(RedisSettings.from_env(**overrides))
+
+    def __repr__(self) -> str:
+        url, breaker = self.settings.display_url, self.state.breaker.state
+        return f"RedisConnection(url={url!r}, breaker={breaker!r})"
+
+    @property
+    def backend(self) -> str:
+        """``memory`` for the embedded fakeredis server, else ``redis``."""
+        return "memory" if self.settings.scheme == "memory" else "redis"
+
+    @property
+    def sync_driver(self) -> SyncDriver:
+        """The blocking driver, created on first use."""
+        if self._sync is None:
+            self._sync = SyncDriver(self._new_sync_client(), self.state)
+        return self._sync
+
+    @property
+    def async_driver(self) -> AsyncDriver:
+        """The asyncio driver, created on first use (it binds to the running event loop)."""
+        if self._async is None:
+            self._async = AsyncDriver(self._new_async_client(), self.state)
+        return self._async
+
+    @property
+    def sync_client(self) -> redis.Redis:
+        """The blocking redis-py client (responses decoded as UTF-8)."""
+        return self.sync_driver.client
+
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        """The asyncio redis-py client (responses decoded as UTF-8)."""
+        return self.async_driver.client
+
+    def _new_sync_client(self) -> redis.Redis:
+        options = _client_options(self.settings)
+        if self.settings.scheme == "memory":
+            return fakeredis.FakeRedis(server=_memory_server(self.settings.url), **options)
+        pool = redis.BlockingConnectionPool.from_url(self.settings.url, **options)
+        return redis.Redis(connection_pool=pool)
+
+    def _new_async_client(self) -> redis.asyncio.Redis:
+        options = _client_options(self.settings)
+        if self.settings.scheme == "memory":
+            return fakeredis.FakeAsyncRedis(server=_memory_server(self.settings.url), **options)
+        pool = redis.asyncio.BlockingConnectionPool.from_url(self.settings.url, **options)
+        return redis.asyncio.Redis(connection_pool=pool)
+
+    def ping_sync(self) -> bool:
+        """PING through the sync client; False (logged) when Redis cannot be reached."""
+        return self.sync_driver.run(_ping(), False, strict=False)
+
+    async def ping(self) -> bool:
+        """PING through the async client; False (logged) when Redis cannot be reached."""
+        return await self.async_driver.run(_ping(), False, strict=False)
+
+    def close_sync(self) -> None:
+        """Close the sync client's connections."""
+        if self._sync is not None:
+            client, self._sync = self._sync.client, None
+            client.close()
+            client.connection_pool.disconnect()
+
+    async def aclose(self) -> None:
+        """Close both clients' connections."""
+        self.close_sync()
+        if self._async is not None:
+            client, self._async = self._async.client, None
+            await client.aclose()
+            await client.connection_pool.disconnect()
+
+
+def _ping() -> Flow[bool]:
+    reply = yield Command(("PING",))
+    return bool(reply)
+
+
+_current: RedisConnection | None = None
+
+
+def current_connection() -> RedisConnection:
+    """Return the process-wide connection set up by ``init_redis()``.
+
+    Raises:
+        NotInitializedError: ``init_redis()`` / ``init_redis_sync()`` has not run.
+    """
+    if _current is None:
+        raise NotInitializedError("call init_redis() (or init_redis_sync()) at start-up")
+    return _current
+
+
+def _install(
+    connection: RedisConnection | None, url: str | None, **overrides: Any
+) -> RedisConnection:
+    global _current
+    if connection is None:
+        connection = RedisConnection.from_env(url=url, **overrides)
+    _current = connection
+    return connection
+
+
+async def init_redis(
+    url: str | None = None, *, connection: RedisConnection | None = None, **overrides: Any
+) -> RedisConnection:
+    """Set up the process-wide connection (from the environment) and ping it.
+
+    A failed ping is logged, not raised: the application starts and degrades until Redis is up.
+
+    Raises:
+        ConfigurationError: the settings are invalid.
+    """
+    conn = _install(connection, url, **overrides)
+    if not await conn.ping():
+        logger.warning("Redis at %s did not answer PING at start-up", conn.settings.display_url)
+    return conn
+
+
+def init_redis_sync(
+    url: str | None = None, *, connection: RedisConnection | None = None, **overrides: Any
+) -> RedisConnection:
+    """Blocking twin of ``init_redis()``."""
+    conn = _install(connection, url, **overrides)
+    if not conn.ping_sync():
+        logger.warning("Redis at %s did not answer PING at start-up", conn.settings.display_url)
+    return conn
+
+
+async def close_redis() -> None:
+    """Close the process-wide connection's clients and forget it."""
+    global _current
+    if _current is not None:
+        conn, _current = _current, None
+        await conn.aclose()
+
+
+def close_redis_sync() -> None:
+    """Blocking twin of ``close_redis()`` (closes the sync client)."""
+    global _current
+    if _current is not None:
+        conn, _current = _current, None
+        conn.close_sync()
+
+
+def get_redis() -> redis.asyncio.Redis:
+    """The process-wide asyncio client, for commands the library does not wrap.
+
+    Raises:
+        NotInitializedError: ``init_redis()`` has not run.
+    """
+    return current_connection().client
+
+
+def get_redis_sync() -> redis.Redis:
+    """The process-wide blocking client.
+
+    Raises:
+        NotInitializedError: ``init_redis_sync()`` has not run.
+    """
+    return current_connection().sync_client

@@ -1,0 +1,56 @@
+"""What a flow may ask a driver to do: plain data, no behaviour.
+
+A flow is a generator that yields effects, receives each reply and returns its result.
+The sync and async drivers in ``_drive.py`` are the only code that carries effects out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, TypeAlias, TypeVar
+
+from .._lua import LuaScript
+
+__all__ = ["Batch", "Command", "Effect", "Eval", "Flow"]
+
+T = TypeVar("T")
+
+Arg: TypeAlias = str | bytes | int | float
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """Run one Redis command.
+
+    No effect is ever re-sent after a failure, so a write can never apply twice.
+    ``errors_as_reply`` hands a failure to the flow as a ``BackendError`` reply instead of
+    aborting it (the breaker still sees transport failures).
+    """
+
+    args: tuple[Arg, ...]
+    errors_as_reply: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Eval:
+    """Run a Lua script by SHA, sending its source only when Redis answers NOSCRIPT."""
+
+    script: LuaScript
+    keys: tuple[str, ...]
+    args: tuple[Arg, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Run several commands in one round trip; ``transaction`` wraps them in MULTI/EXEC.
+
+    The reply is the list of the commands' replies, in order.
+    """
+
+    commands: tuple[Command, ...]
+    transaction: bool = False
+
+
+Effect: TypeAlias = Command | Eval | Batch
+Flow: TypeAlias = Generator[Effect, Any, T]

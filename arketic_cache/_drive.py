@@ -1,0 +1,230 @@
+"""The two drivers: the only code that sends effects to Redis.
+
+A driver runs a flow, maps redis-py exceptions to ours (here and nowhere else), feeds the
+circuit breaker, counts and logs failures once per burst, and either returns the caller's
+fallback (the spec's degraded answer) or, in strict mode, raises.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio
+from redis.exceptions import NoScriptError, RedisClusterException
+
+from ._breaker import CircuitBreaker
+from ._core._effects import Batch, Command, Effect, Eval, Flow
+from ._exceptions import (
+    BackendError,
+    BackendResponseError,
+    BackendTimeout,
+    BackendUnavailable,
+    CircuitOpen,
+)
+
+__all__ = ["AsyncDriver", "BackendState", "SyncDriver", "map_error"]
+
+T = TypeVar("T")
+logger = logging.getLogger("arketic_cache")
+
+#: What a Redis call can raise. RedisClusterException is not a RedisError; OSError covers
+#: socket errors that escape redis-py and asyncio's TimeoutError.
+REDIS_ERRORS = (redis.RedisError, RedisClusterException, OSError)
+
+
+class BackendState:
+    """What a connection's sync and async drivers share: the breaker and the failure counters."""
+
+    __slots__ = ("breaker", "errors", "failing", "secrets", "short_circuits")
+
+    def __init__(self, breaker: CircuitBreaker, secrets: tuple[str, ...] = ()) -> None:
+        self.breaker = breaker
+        self.secrets = tuple(s for s in secrets if s)
+        self.errors = 0
+        self.short_circuits = 0
+        self.failing = False
+
+    def redact(self, text: str) -> str:
+        """Remove every known secret from ``text``."""
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def counters(self) -> dict[str, Any]:
+        """Failure counters and breaker state, for ``get_info()``."""
+        return {
+            "errors": self.errors,
+            "short_circuits": self.short_circuits,
+            "breaker": self.breaker.state,
+        }
+
+
+def map_error(exc: BaseException, state: BackendState) -> BackendError:
+    """Translate a redis-py or socket exception into our hierarchy, with secrets removed."""
+    message = state.redact(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, redis.TimeoutError | TimeoutError):
+        return BackendTimeout(message)
+    if isinstance(exc, redis.ConnectionError | RedisClusterException | OSError):
+        return BackendUnavailable(message)
+    return BackendResponseError(message)
+
+
+class _Driver:
+    """Failure handling shared by both drivers; subclasses add only the I/O loop."""
+
+    __slots__ = ("cluster", "state")
+
+    def __init__(self, state: BackendState, *, cluster: bool = False) -> None:
+        self.state = state
+        self.cluster = cluster
+
+    def _record(self, exc: BaseException) -> BackendError:
+        state = self.state
+        error = map_error(exc, state)
+        state.errors += 1
+        if isinstance(error, BackendResponseError):
+            opened = False
+            state.breaker.record_success()  # Redis answered: the link itself is fine
+        else:
+            opened = state.breaker.record_failure()
+        if not state.failing or opened:
+            state.failing = True
+            logger.warning(
+                "Redis call failed (%s); degrading%s",
+                error,
+                " and skipping Redis for a while" if opened else "",
+            )
+        return error
+
+    def _tolerated(self, exc: BaseException) -> BackendError:
+        # A refused optional command (INFO under an ACL, on fakeredis or managed Redis) is an
+        # answer, not a failure; a transport error still counts.
+        error = map_error(exc, self.state)
+        if isinstance(error, BackendResponseError):
+            logger.debug("optional Redis command refused: %s", error)
+            return error
+        return self._record(exc)
+
+    def _failed(self, exc: BaseException, fallback: T, strict: bool) -> T:
+        error = self._record(exc)
+        if strict:
+            raise error from exc
+        return fallback
+
+    def _short_circuit(self, fallback: T, strict: bool) -> T:
+        self.state.short_circuits += 1
+        if strict:
+            raise CircuitOpen("circuit breaker open after repeated Redis failures")
+        return fallback
+
+    def _succeeded(self) -> None:
+        state = self.state
+        if state.failing or not state.breaker.is_closed:
+            state.breaker.record_success()
+            if state.failing:
+                state.failing = False
+                logger.info("Redis calls succeed again")
+
+
+def _tolerates(effect: Effect) -> bool:
+    return type(effect) is Command and effect.errors_as_reply
+
+
+class SyncDriver(_Driver):
+    """Run flows on a blocking redis-py client."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: redis.Redis, state: BackendState, *, cluster: bool = False) -> None:
+        super().__init__(state, cluster=cluster)
+        self.client = client
+
+    def run(self, flow: Flow[T], fallback: T, strict: bool) -> T:
+        """Run ``flow`` to its result; on a Redis failure return ``fallback`` or raise if strict."""
+        if not self.state.breaker.allow():
+            flow.close()
+            return self._short_circuit(fallback, strict)
+        reply: Any = None
+        try:
+            while True:
+                effect = flow.send(reply)
+                try:
+                    reply = self._execute(effect)
+                except REDIS_ERRORS as exc:
+                    if not _tolerates(effect):
+                        raise
+                    reply = self._tolerated(exc)
+        except StopIteration as stop:
+            self._succeeded()
+            return stop.value  # type: ignore[no-any-return]
+        except REDIS_ERRORS as exc:
+            flow.close()
+            return self._failed(exc, fallback, strict)
+
+    def _execute(self, effect: Effect) -> Any:
+        client = self.client
+        if type(effect) is Command:
+            return client.execute_command(*effect.args)  # type: ignore[no-untyped-call]
+        if type(effect) is Eval:
+            keys, args = effect.keys, effect.args
+            try:
+                return client.evalsha(effect.script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                return client.eval(effect.script.text, len(keys), *keys, *args)
+        assert type(effect) is Batch
+        pipe = client.pipeline(transaction=effect.transaction)
+        for command in effect.commands:
+            pipe.execute_command(*command.args)  # type: ignore[no-untyped-call]
+        return pipe.execute()
+
+
+class AsyncDriver(_Driver):
+    """Run flows on an asyncio redis-py client."""
+
+    __slots__ = ("client",)
+
+    def __init__(
+        self, client: redis.asyncio.Redis, state: BackendState, *, cluster: bool = False
+    ) -> None:
+        super().__init__(state, cluster=cluster)
+        self.client = client
+
+    async def run(self, flow: Flow[T], fallback: T, strict: bool) -> T:
+        """Run ``flow`` to its result; on a Redis failure return ``fallback`` or raise if strict."""
+        if not self.state.breaker.allow():
+            flow.close()
+            return self._short_circuit(fallback, strict)
+        reply: Any = None
+        try:
+            while True:
+                effect = flow.send(reply)
+                try:
+                    reply = await self._execute(effect)
+                except REDIS_ERRORS as exc:
+                    if not _tolerates(effect):
+                        raise
+                    reply = self._tolerated(exc)
+        except StopIteration as stop:
+            self._succeeded()
+            return stop.value  # type: ignore[no-any-return]
+        except REDIS_ERRORS as exc:
+            flow.close()
+            return self._failed(exc, fallback, strict)
+
+    async def _execute(self, effect: Effect) -> Any:
+        client = self.client
+        if type(effect) is Command:
+            return await client.execute_command(*effect.args)  # type: ignore[no-untyped-call]
+        if type(effect) is Eval:
+            keys, args = effect.keys, effect.args
+            try:
+                return await client.evalsha(effect.script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                return await client.eval(effect.script.text, len(keys), *keys, *args)
+        assert type(effect) is Batch
+        pipe = client.pipeline(transaction=effect.transaction)
+        for command in effect.commands:
+            pipe.execute_command(*command.args)
+        return await pipe.execute()

@@ -1,0 +1,73 @@
+"""Every exception arketic_cache raises.
+
+::
+
+    ArketicCacheError                  the root: catch this to catch everything below
+    ├── ConfigurationError(ValueError) bad settings, URL or constructor argument
+    ├── InvalidInputError(ValueError)  bad call argument: key, TTL, amount, pattern
+    ├── SerializationError(ValueError) a value cannot be stored as JSON, or is too large
+    ├── NotInitializedError            a global instance was used before init_redis()
+    └── BackendError                   Redis failed; the redis-py error is the __cause__
+        ├── BackendUnavailable         refused, reset, auth failed, no free pooled connection
+        ├── BackendTimeout             connect or read timed out
+        ├── CircuitOpen                the breaker is open, so Redis was not called
+        └── BackendResponseError       Redis answered with an error (WRONGTYPE, OOM, NOPERM, ...)
+
+Input errors are raised before any I/O, whatever the mode. ``BackendError`` reaches the caller only
+from instances built with ``strict=True``; otherwise the spec's default value is returned.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArketicCacheError",
+    "BackendError",
+    "BackendResponseError",
+    "BackendTimeout",
+    "BackendUnavailable",
+    "CircuitOpen",
+    "ConfigurationError",
+    "InvalidInputError",
+    "NotInitializedError",
+    "SerializationError",
+]
+
+
+class ArketicCacheError(Exception):
+    """Root of the hierarchy; never raised itself."""
+
+
+class ConfigurationError(ArketicCacheError, ValueError):
+    """A setting, URL or constructor argument is invalid: fix the configuration."""
+
+
+class InvalidInputError(ArketicCacheError, ValueError):
+    """A call argument is invalid (key, TTL, amount, pattern): fix the call."""
+
+
+class SerializationError(ArketicCacheError, ValueError):
+    """A value cannot be encoded as JSON or exceeds the size limit: store something else."""
+
+
+class NotInitializedError(ArketicCacheError, RuntimeError):
+    """A global instance was used before ``init_redis()``: call it at start-up."""
+
+
+class BackendError(ArketicCacheError):
+    """Redis failed; only instances built with ``strict=True`` raise it."""
+
+
+class BackendUnavailable(BackendError):
+    """Redis could not be reached (refused, reset, authentication, pool exhausted)."""
+
+
+class BackendTimeout(BackendError):
+    """Redis did not answer within the configured timeout."""
+
+
+class CircuitOpen(BackendError):
+    """The circuit breaker is open after repeated failures; retry after the cool-down."""
+
+
+class BackendResponseError(BackendError):
+    """Redis answered with an error, e.g. WRONGTYPE, OOM or NOPERM."""

@@ -1,0 +1,28 @@
+"""Lua scripts, one ``.lua`` file each, loaded once with their SHA1 computed at import."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib.resources import files
+
+__all__ = ["INCREMENT_WITH_TTL", "UNLINK_IF_EQUAL", "LuaScript", "load"]
+
+
+@dataclass(frozen=True, slots=True)
+class LuaScript:
+    """A script's name, source and SHA1 (the EVALSHA handle)."""
+
+    name: str
+    text: str
+    sha: str
+
+
+def load(name: str) -> LuaScript:
+    """Load ``<name>.lua`` from this package."""
+    text = files(__name__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    return LuaScript(name, text, hashlib.sha1(text.encode("utf-8")).hexdigest())
+
+
+INCREMENT_WITH_TTL = load("increment_with_ttl")
+UNLINK_IF_EQUAL = load("unlink_if_equal")

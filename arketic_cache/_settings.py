@@ -1,0 +1,169 @@
+"""Connection and cache settings, read from the environment only when asked.
+
+A password never lives in a plain string: it is taken out of the URL (``user:pass@`` or
+``?password=``) into a ``SecretStr``, so ``repr``, logs and ``get_info()`` cannot show it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+
+from ._exceptions import ConfigurationError
+
+__all__ = ["DEFAULT_REDIS_URL", "ENVIRONMENT_VARIABLES", "RedisSettings", "redact_url"]
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+SCHEMES = frozenset({"redis", "rediss", "unix", "memory"})
+_SECRET_QUERY_KEYS = {"password": "password", "ssl_password": "ssl_password"}
+
+#: Environment variable -> settings field.
+ENVIRONMENT_VARIABLES: Mapping[str, str] = {
+    "REDIS_URL": "url",
+    "REDIS_PASSWORD": "password",
+    "RESPONSE_CACHE_TTL": "default_ttl",
+    "REDIS_MAX_CONNECTIONS": "max_connections",
+    "REDIS_CONNECT_TIMEOUT": "connect_timeout",
+    "REDIS_SOCKET_TIMEOUT": "socket_timeout",
+    "REDIS_KEY_PREFIX": "key_prefix",
+}
+
+
+class RedisSettings(BaseModel):
+    """Everything needed to reach Redis and to apply the cache's defaults.
+
+    Timeouts are short on purpose: redis-py 8's own defaults (5 s, ten retries) can hold a
+    caller for about a minute on a hung server; a cache must give up in well under a second.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    url: str = DEFAULT_REDIS_URL
+    password: SecretStr | None = None
+    ssl_password: SecretStr | None = None
+    default_ttl: PositiveInt = 3600
+    max_connections: PositiveInt = 20
+    connect_timeout: PositiveFloat = 0.5
+    socket_timeout: PositiveFloat = 0.5
+    key_prefix: str = ""
+    protocol: Literal[2, 3] = 3
+    health_check_interval: NonNegativeFloat = 15.0
+    breaker_threshold: PositiveInt = 3
+    breaker_cooldown: PositiveFloat = 2.0
+    max_value_bytes: PositiveInt = 1024 * 1024
+    max_key_bytes: PositiveInt = 1024
+
+    @model_validator(mode="before")
+    @classmethod
+    def _take_secrets_out_of_url(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            return data
+        url, secrets = split_url_secrets(data["url"])
+        merged = {**data, "url": url}
+        for field, value in secrets.items():
+            # An explicit argument (e.g. REDIS_PASSWORD) wins over the URL's.
+            if merged.get(field) is None:
+                merged[field] = value
+        return merged
+
+    @classmethod
+    def create(cls, **values: Any) -> RedisSettings:
+        """Build settings, raising ConfigurationError with no input echoed back.
+
+        Raises:
+            ConfigurationError: a value is invalid; the message names the field.
+        """
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+                for err in exc.errors(include_input=False, include_url=False)
+            )
+            raise ConfigurationError(f"invalid Redis settings: {problems}") from None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> RedisSettings:
+        """Read the settings from the environment; explicit ``overrides`` win.
+
+        Raises:
+            ConfigurationError: a variable holds an invalid value.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {
+            field: env[name] for name, field in ENVIRONMENT_VARIABLES.items() if env.get(name)
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.create(**values)
+
+    @property
+    def scheme(self) -> str:
+        """The URL scheme: redis, rediss, unix or memory."""
+        return urlsplit(self.url).scheme
+
+    @property
+    def display_url(self) -> str:
+        """The URL as it may be shown: any password replaced by ``***``."""
+        return redact_url(self.url, masked=self.password is not None)
+
+
+def split_url_secrets(url: str) -> tuple[str, dict[str, SecretStr]]:
+    """Return ``url`` without its passwords, and the passwords found in it.
+
+    Raises:
+        ConfigurationError: the URL cannot be parsed or has an unknown scheme (never echoed).
+    """
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a malformed netloc, e.g. an unencoded '/' in a password
+    except ValueError:
+        raise ConfigurationError(
+            "cannot parse the Redis URL (percent-encode '/', '@', ':' and '%' in a password)"
+        ) from None
+    if parts.scheme not in SCHEMES:
+        raise ConfigurationError(
+            f"unsupported Redis URL scheme {parts.scheme!r}: use one of {sorted(SCHEMES)}"
+        )
+    secrets: dict[str, SecretStr] = {}
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, has_password, password = userinfo.partition(":")
+        if has_password:
+            secrets["password"] = SecretStr(unquote(password))
+        netloc = f"{user}@{hostport}" if user else hostport
+    query = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in _SECRET_QUERY_KEYS:
+            secrets.setdefault(_SECRET_QUERY_KEYS[key], SecretStr(value))
+        else:
+            query.append((key, value))
+    clean = urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), parts.fragment))
+    return clean, secrets
+
+
+def redact_url(url: str, *, masked: bool = True) -> str:
+    """Return ``url`` with any password (userinfo or query) replaced by ``***``."""
+    try:
+        clean, secrets = split_url_secrets(url)
+    except ConfigurationError:
+        return "<unparseable Redis URL>"
+    if not (masked or secrets):
+        return clean
+    parts = urlsplit(clean)
+    user, _, hostport = parts.netloc.rpartition("@")
+    netloc = f"{quote(unquote(user), safe='')}:***@{hostport or parts.netloc}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

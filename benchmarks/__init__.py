@@ -1,0 +1,1 @@
+"""Benchmarks: medians and ratios against raw redis-py and the peer libraries."""
