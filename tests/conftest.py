@@ -12,8 +12,7 @@ import pytest
 import redis
 
 from arketic_cache import RedisCache, RedisConnection, SyncRedisCache
-
-from .redis_server import RedisServer, find_redis_server
+from arketic_cache.testing import RedisServer, find_redis_server
 
 REQUIRE_REDIS = os.environ.get("ARKETIC_REQUIRE_REDIS") == "1"
 

@@ -1,7 +1,8 @@
-"""Throwaway redis-server processes for the tests: own port, own password, own directory.
+"""Helpers for tests and benchmarks: a throwaway redis-server of your own.
 
-Only processes started here are ever stopped, frozen or killed; no test touches a server it
-did not start (never the machine's 6379).
+``RedisServer`` starts ``redis-server`` on a free loopback port with a random password, no
+persistence and its own directory, and can stop, kill, freeze (SIGSTOP) or restart exactly the
+process it started, so fault tests never touch a server they did not create.
 """
 
 from __future__ import annotations
