@@ -89,6 +89,10 @@ class RedisSettings(BaseModel):
         try:
             return cls(**values)
         except ValidationError as exc:
+            for err in exc.errors(include_input=False, include_url=False):
+                cause = err.get("ctx", {}).get("error")
+                if isinstance(cause, ConfigurationError):
+                    raise cause from None
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
                 for err in exc.errors(include_input=False, include_url=False)
