@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -124,6 +124,17 @@ class RedisSettings(BaseModel):
         return redact_url(self.url, masked=self.password is not None)
 
 
+def _join(scheme: str, netloc: str, path: str, query: str, fragment: str) -> str:
+    # urlunsplit drops the '//' of an empty host (unix:///sock), which redis-py rejects.
+    url = f"{scheme}://{netloc}{path}"
+    return url + (f"?{query}" if query else "") + (f"#{fragment}" if fragment else "")
+
+
+_UNPARSEABLE = (
+    "cannot parse the Redis URL (percent-encode '/', '@', ':', '#', '?' and '%' in a password)"
+)
+
+
 def split_url_secrets(url: str) -> tuple[str, dict[str, SecretStr]]:
     """Return ``url`` without its passwords, and the passwords found in it.
 
@@ -134,13 +145,18 @@ def split_url_secrets(url: str) -> tuple[str, dict[str, SecretStr]]:
         parts = urlsplit(url)
         _ = parts.port  # raises on a malformed netloc, e.g. an unencoded '/' in a password
     except ValueError:
-        raise ConfigurationError(
-            "cannot parse the Redis URL (percent-encode '/', '@', ':' and '%' in a password)"
-        ) from None
+        raise ConfigurationError(_UNPARSEABLE) from None
     if parts.scheme not in SCHEMES:
         raise ConfigurationError(
             f"unsupported Redis URL scheme {parts.scheme!r}: use one of {sorted(SCHEMES)}"
         )
+    query_keys = [key for key, _ in parse_qsl(parts.query, keep_blank_values=True)]
+    # An unencoded '/', '?' or '#' in a password that starts with digits parses as a port
+    # followed by a path, query or fragment: the '@' that ends up there gives it away.
+    if "@" in parts.path or "@" in parts.fragment or any("@" in key for key in query_keys):
+        raise ConfigurationError(_UNPARSEABLE)
+    if parts.scheme in {"redis", "rediss"} and not parts.hostname:
+        raise ConfigurationError("a redis:// or rediss:// URL needs a host")
     secrets: dict[str, SecretStr] = {}
     netloc = parts.netloc
     if "@" in netloc:
@@ -155,7 +171,7 @@ def split_url_secrets(url: str) -> tuple[str, dict[str, SecretStr]]:
             secrets.setdefault(_SECRET_QUERY_KEYS[key], SecretStr(value))
         else:
             query.append((key, value))
-    clean = urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), parts.fragment))
+    clean = _join(parts.scheme, netloc, parts.path, urlencode(query), parts.fragment)
     return clean, secrets
 
 
@@ -168,6 +184,6 @@ def redact_url(url: str, *, masked: bool = True) -> str:
     if not (masked or secrets):
         return clean
     parts = urlsplit(clean)
-    user, _, hostport = parts.netloc.rpartition("@")
-    netloc = f"{quote(unquote(user), safe='')}:***@{hostport or parts.netloc}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    user, at, hostport = parts.netloc.rpartition("@")
+    netloc = f"{quote(unquote(user), safe='') if at else ''}:***@{hostport if at else parts.netloc}"
+    return _join(parts.scheme, netloc, parts.path, parts.query, parts.fragment)
