@@ -128,8 +128,8 @@ class _CacheBase:
             "url": self.connection.settings.display_url,
         }
 
-    def _info_flow(self) -> tuple[Flow[dict[str, Any]], dict[str, Any]]:
-        return flows.server_info(self._counters), flows.describe_info(None, self._counters())
+    def _unknown_info(self) -> dict[str, Any]:
+        return flows.describe_info(None, self._counters())
 
     @property
     def _cluster(self) -> bool:
@@ -197,7 +197,7 @@ class SyncRedisCache(_CacheBase):
 
     def get_info(self) -> dict[str, Any]:
         """Return the server's statistics (None where unknown) and this client's counters."""
-        return self._run(*self._info_flow())
+        return self._run(flows.server_info(self._counters), None) or self._unknown_info()
 
 
 class RedisCache(_CacheBase):
@@ -261,4 +261,4 @@ class RedisCache(_CacheBase):
 
     async def get_info(self) -> dict[str, Any]:
         """Return the server's statistics (None where unknown) and this client's counters."""
-        return await self._run(*self._info_flow())
+        return await self._run(flows.server_info(self._counters), None) or self._unknown_info()

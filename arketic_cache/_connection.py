@@ -16,6 +16,7 @@ import fakeredis
 import redis
 import redis.asyncio
 from redis.backoff import NoBackoff
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
 from ._breaker import CircuitBreaker
@@ -68,6 +69,10 @@ def _client_options(settings: RedisSettings) -> dict[str, Any]:
         # multiplies the time a caller can hang. The breaker handles outages instead.
         retry=Retry(NoBackoff(), 0),
         client_name="arketic_cache",
+        # With RESP3, redis-py 8's "auto" maintenance notifications stop the asyncio pool from
+        # discarding a pooled connection the server closed, so the first call after a server
+        # restart failed. Those notifications exist only on Redis Enterprise/Cloud.
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
     if settings.password is not None:
         options["password"] = settings.password.get_secret_value()

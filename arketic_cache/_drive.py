@@ -100,12 +100,12 @@ class _Driver:
 
     def _tolerated(self, exc: BaseException) -> BackendError:
         # A refused optional command (INFO under an ACL, on fakeredis or managed Redis) is an
-        # answer, not a failure; a transport error still counts.
+        # answer, not a failure. A transport error is a failure like any other: re-raised.
         error = map_error(exc, self.state)
-        if isinstance(error, BackendResponseError):
-            logger.debug("optional Redis command refused: %s", error)
-            return error
-        return self._record(exc)
+        if not isinstance(error, BackendResponseError):
+            raise exc
+        logger.debug("optional Redis command refused: %s", error)
+        return error
 
     def _failed(self, exc: BaseException, fallback: T, strict: bool) -> T:
         error = self._record(exc)
