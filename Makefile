@@ -49,7 +49,12 @@ pytest: $(STAMP) redis-server
 
 test: lint typecheck pytest
 
-bench: $(STAMP) redis-server
+# The peer libraries (cashews, aiocache) are installed only for the benchmarks.
+$(VENV)/.bench-installed: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	@touch $@
+
+bench: $(VENV)/.bench-installed redis-server
 	$(PY) -m benchmarks
 
 clean:

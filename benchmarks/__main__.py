@@ -1,0 +1,96 @@
+"""``python -m benchmarks``: time the cache against raw redis-py on a throwaway redis-server.
+
+Starts its own ``redis-server`` (free loopback port, random password), runs every benchmark in
+one interleaved session, prints a markdown table of medians and ratios, and stops the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sys
+import time
+from contextlib import AsyncExitStack
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from arketic_cache.testing import RedisServer, find_redis_server
+
+from .cache_bench import Sizes, cache_benchmarks, one_kb_value
+from .peers import peer_contenders
+from .report import markdown, write_json
+from .timing import Outcome, measure
+
+# Short batches, many rounds: the paired batches of a round run milliseconds apart, so a burst
+# of noise on this small shared machine hits the floor and its contenders alike.
+FULL = (41, Sizes(get_calls=200, many_calls=3, breaker_calls=5_000))
+QUICK = (3, Sizes(get_calls=100, many_calls=3, breaker_calls=2_000))
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run (few rounds)")
+    parser.add_argument("--rounds", type=_positive, help="override the number of rounds")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write results here")
+    return parser.parse_args(argv)
+
+
+def _server_version(url: str) -> str:
+    with redis.Redis.from_url(url) as client:
+        return str(client.info("server").get("redis_version", "?"))
+
+
+async def _run(
+    server: RedisServer, rounds: int, sizes: Sizes
+) -> tuple[list[Outcome], dict[str, Any], list[str]]:
+    async with AsyncExitStack() as stack:
+        peers, notes = await peer_contenders(server, one_kb_value(), stack)
+        benchmarks = await cache_benchmarks(server.url, sizes, stack, peers)
+        started = time.perf_counter()
+        outcomes = await measure(benchmarks, rounds)
+        elapsed = time.perf_counter() - started
+    meta = {
+        "rounds": rounds,
+        "calls per batch": f"get {sizes.get_calls}, get_many {sizes.many_calls}, "
+        f"breaker-open {sizes.breaker_calls}",
+        "timed": f"{elapsed:.1f} s",
+        "python": platform.python_version(),
+        "redis-py": version("redis"),
+        "redis-server": _server_version(server.url),
+        "cpus": os.cpu_count(),
+    }
+    return outcomes, meta, notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks; return the exit status."""
+    args = _parse(argv)
+    rounds, sizes = QUICK if args.quick else FULL
+    rounds = args.rounds or rounds
+    executable = find_redis_server()
+    if executable is None:
+        print("redis-server is not installed; `make bench` installs it as root", file=sys.stderr)
+        return 2
+    with RedisServer(executable) as server:
+        server.start()
+        outcomes, meta, notes = asyncio.run(_run(server, rounds, sizes))
+    print(markdown(outcomes, meta, notes))
+    if args.json is not None:
+        write_json(args.json, outcomes, meta, notes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
