@@ -26,6 +26,7 @@ from ._exceptions import (
     ConfigurationError,
     InvalidInputError,
     NotInitializedError,
+    PoolExhausted,
     SerializationError,
 )
 from ._settings import RedisSettings, redact_url
@@ -40,6 +41,7 @@ __all__ = [
     "ConfigurationError",
     "InvalidInputError",
     "NotInitializedError",
+    "PoolExhausted",
     "RedisCache",
     "RedisConnection",
     "RedisSettings",

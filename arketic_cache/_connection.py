@@ -61,7 +61,6 @@ def _client_options(settings: RedisSettings) -> dict[str, Any]:
         return options
     options.update(
         max_connections=settings.max_connections,
-        timeout=settings.connect_timeout,  # how long to wait for a free pooled connection
         socket_timeout=settings.socket_timeout,
         socket_connect_timeout=settings.connect_timeout,
         health_check_interval=settings.health_check_interval,
@@ -108,7 +107,12 @@ class RedisConnection:
         secrets = tuple(
             s.get_secret_value() for s in (settings.password, settings.ssl_password) if s
         )
-        self.state = BackendState(breaker, secrets)
+        self.state = BackendState(
+            breaker,
+            secrets,
+            pool_size=settings.max_connections,
+            pool_timeout=settings.pool_timeout,
+        )
         self._sync: SyncDriver | None = None
         self._async: AsyncDriver | None = None
 
@@ -158,14 +162,14 @@ class RedisConnection:
         options = _client_options(self.settings)
         if self.settings.scheme == "memory":
             return fakeredis.FakeRedis(server=_memory_server(self.settings.url), **options)
-        pool = redis.BlockingConnectionPool.from_url(self.settings.url, **options)
+        pool = redis.ConnectionPool.from_url(self.settings.url, **options)
         return redis.Redis(connection_pool=pool)
 
     def _new_async_client(self) -> redis.asyncio.Redis:
         options = _client_options(self.settings)
         if self.settings.scheme == "memory":
             return fakeredis.FakeAsyncRedis(server=_memory_server(self.settings.url), **options)
-        pool = redis.asyncio.BlockingConnectionPool.from_url(self.settings.url, **options)
+        pool = redis.asyncio.ConnectionPool.from_url(self.settings.url, **options)
         return redis.asyncio.Redis(connection_pool=pool)
 
     def ping_sync(self) -> bool:

@@ -8,7 +8,8 @@
     ├── SerializationError(ValueError) a value cannot be stored as JSON, or is too large
     ├── NotInitializedError            a global instance was used before init_redis()
     └── BackendError                   Redis failed; the redis-py error is the __cause__
-        ├── BackendUnavailable         refused, reset, auth failed, no free pooled connection
+        ├── BackendUnavailable         refused, reset, authentication failed
+        │   └── PoolExhausted          every pooled connection stayed busy for the pool timeout
         ├── BackendTimeout             connect or read timed out
         ├── CircuitOpen                the breaker is open, so Redis was not called
         └── BackendResponseError       Redis answered with an error (WRONGTYPE, OOM, NOPERM, ...)
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigurationError",
     "InvalidInputError",
     "NotInitializedError",
+    "PoolExhausted",
     "SerializationError",
 ]
 
@@ -58,7 +60,14 @@ class BackendError(ArketicCacheError):
 
 
 class BackendUnavailable(BackendError):
-    """Redis could not be reached (refused, reset, authentication, pool exhausted)."""
+    """Redis could not be reached (refused, reset, authentication failed)."""
+
+
+class PoolExhausted(BackendUnavailable):
+    """Every pooled connection stayed busy for the pool timeout: raise the pool size.
+
+    Redis itself may be fine, so this never opens the circuit breaker.
+    """
 
 
 class BackendTimeout(BackendError):

@@ -38,6 +38,7 @@ ENVIRONMENT_VARIABLES: Mapping[str, str] = {
     "REDIS_MAX_CONNECTIONS": "max_connections",
     "REDIS_CONNECT_TIMEOUT": "connect_timeout",
     "REDIS_SOCKET_TIMEOUT": "socket_timeout",
+    "REDIS_POOL_TIMEOUT": "pool_timeout",
     "REDIS_KEY_PREFIX": "key_prefix",
 }
 
@@ -58,6 +59,7 @@ class RedisSettings(BaseModel):
     max_connections: PositiveInt = 20
     connect_timeout: PositiveFloat = 0.5
     socket_timeout: PositiveFloat = 0.5
+    pool_timeout: PositiveFloat = 0.5
     key_prefix: str = ""
     protocol: Literal[2, 3] = 3
     health_check_interval: NonNegativeFloat = 15.0

@@ -112,7 +112,7 @@ async def cache_benchmarks(
     ):
         raise RuntimeError("could not store the benchmark data")
     expected_many = dict.fromkeys(keys, value)
-    # The cache's own clients (RESP3, decoded replies, blocking pool), used raw: their rows split
+    # The cache's own clients (RESP3, decoded replies, no retries), used raw: their rows split
     # a gap to the floor into client configuration and the cache layer itself.
     ours, aours = conn.sync_client, conn.client
 
@@ -173,7 +173,7 @@ async def cache_benchmarks(
                 Contender("redis-py `json.loads(r.get(k))`", sync_batch(raw_get), "floor"),
                 Contender("SyncRedisCache.get", sync_batch(cache_get)),
                 Contender(
-                    "raw GET on the cache's own client (RESP3, str, blocking pool)",
+                    "raw GET on the cache's own client (RESP3, str)",
                     sync_batch(ours_raw_get),
                     "info",
                 ),
@@ -189,7 +189,7 @@ async def cache_benchmarks(
                 ),
                 Contender("RedisCache.get", async_batch(acache_get)),
                 Contender(
-                    "raw GET on the cache's own client (RESP3, str, blocking pool)",
+                    "raw GET on the cache's own client (RESP3, str)",
                     async_batch(aours_raw_get),
                     "info",
                 ),

@@ -13,6 +13,7 @@ import pytest
 from arketic_cache import (
     BackendUnavailable,
     CircuitOpen,
+    PoolExhausted,
     RedisCache,
     RedisConnection,
     SyncRedisCache,
@@ -180,3 +181,37 @@ class TestDegrading:
         clock.now += 10
         cache.get("k")
         assert any("succeed again" in r.getMessage() for r in caplog.records)
+
+
+class TestPoolExhaustion:
+    """Callers beyond the pool size wait, then degrade; a busy pool never opens the breaker."""
+
+    @pytest.mark.parametrize("flavor_name", ["sync", "async"])
+    def test_busy_pool(self, flavor_name: str) -> None:
+        """With every connection slot taken, a call waits pool_timeout then returns its default."""
+        conn = RedisConnection(url=f"memory://pool-{uuid.uuid4().hex}", max_connections=2)
+        conn = RedisConnection(conn.settings, pool_timeout=0.01)
+        with asyncio.Runner() as runner:
+            if flavor_name == "sync":
+                cache: Any = SyncRedisCache(conn)
+                strict: Any = SyncRedisCache(conn, strict=True)
+                slots: Any = conn.sync_driver._slots
+                assert cache.set("k", 1) is True
+                for _ in range(2):
+                    slots.acquire()
+            else:
+                cache = Bridge(RedisCache(conn), runner)
+                strict = Bridge(RedisCache(conn, strict=True), runner)
+                assert cache.set("k", 1) is True
+                slots = conn.async_driver._slots
+                for _ in range(2):
+                    runner.run(slots.acquire())
+            for _ in range(5):
+                assert cache.get("k") is None
+            with pytest.raises(PoolExhausted):
+                strict.get("k")
+            assert conn.state.pool_exhausted == 6
+            assert conn.state.breaker.state == "closed"
+            slots.release()
+            assert cache.get("k") == 1
+            runner.run(conn.aclose())
