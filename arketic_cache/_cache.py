@@ -133,7 +133,7 @@ class _CacheBase:
 
     @property
     def _cluster(self) -> bool:
-        return False  # cluster connections arrive later; flows already group keys per slot
+        return self._bind().cluster
 
 
 class SyncRedisCache(_CacheBase):

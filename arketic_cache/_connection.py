@@ -130,6 +130,14 @@ class RedisConnection:
         return f"RedisConnection(url={url!r}, breaker={breaker!r})"
 
     @property
+    def cluster(self) -> bool:
+        """True for a Redis Cluster: multi-key flows then split their keys per slot.
+
+        Only standalone servers are supported so far; the flows are ready for both.
+        """
+        return False
+
+    @property
     def backend(self) -> str:
         """``memory`` for the embedded fakeredis server, else ``redis``."""
         return "memory" if self.settings.scheme == "memory" else "redis"

@@ -99,11 +99,10 @@ def map_error(exc: BaseException, state: BackendState) -> BackendError:
 class _Driver:
     """Failure handling shared by both drivers; subclasses add only the I/O loop."""
 
-    __slots__ = ("cluster", "state")
+    __slots__ = ("state",)
 
-    def __init__(self, state: BackendState, *, cluster: bool = False) -> None:
+    def __init__(self, state: BackendState) -> None:
         self.state = state
-        self.cluster = cluster
 
     def _record(self, exc: BaseException) -> BackendError:
         state = self.state
@@ -179,8 +178,8 @@ class SyncDriver(_Driver):
 
     __slots__ = ("_slots", "client")
 
-    def __init__(self, client: redis.Redis, state: BackendState, *, cluster: bool = False) -> None:
-        super().__init__(state, cluster=cluster)
+    def __init__(self, client: redis.Redis, state: BackendState) -> None:
+        super().__init__(state)
         self.client = client
         # One slot per pooled connection: a flow holds one connection at a time, so callers
         # wait here (up to pool_timeout) rather than in redis-py's pool.
@@ -239,10 +238,8 @@ class AsyncDriver(_Driver):
 
     __slots__ = ("_slots", "client")
 
-    def __init__(
-        self, client: redis.asyncio.Redis, state: BackendState, *, cluster: bool = False
-    ) -> None:
-        super().__init__(state, cluster=cluster)
+    def __init__(self, client: redis.asyncio.Redis, state: BackendState) -> None:
+        super().__init__(state)
         self.client = client
         # redis-py's asyncio BlockingConnectionPool arms a timer and takes a Condition on
         # every checkout (+15% on a GET); this semaphore costs nothing until it is contended.
