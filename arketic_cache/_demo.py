@@ -51,7 +51,14 @@ async def _cache_demo() -> None:
     _show("get_keys('user:*')  (after the flush)", await cache.get_keys("user:*"))
     _show("delete('stats:logins')", await cache.delete("stats:logins"))
     info = await cache.get_info()
-    print("\nget_info():")
+    print(
+        "\nget_info():"
+        + (
+            "  (the embedded backend has no INFO: server fields are None)"
+            if conn.backend == "memory"
+            else ""
+        )
+    )
     for field in (
         "used_memory_human",
         "connected_clients",
