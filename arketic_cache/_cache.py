@@ -13,27 +13,19 @@ from typing import Any, TypeVar
 from . import _connection
 from ._codec import encode
 from ._core import _cache as flows
-from ._core._effects import Flow
 from ._core._validate import check_amount, check_key, check_pattern, check_ttl, escape_glob
 from ._exceptions import InvalidInputError
+from ._shell import AsyncRunner, Bound, SyncRunner
 
 __all__ = ["RedisCache", "SyncRedisCache"]
 
 T = TypeVar("T")
 
 
-class _CacheBase:
-    """Argument handling shared by both twins: keys, TTLs, encoding, the connection."""
+class _CacheBase(Bound):
+    """Argument handling shared by both twins: keys, TTLs, encoding."""
 
-    __slots__ = (
-        "_bound",
-        "_connection",
-        "_default_ttl",
-        "_key_prefix",
-        "_prefix",
-        "_stats",
-        "strict",
-    )
+    __slots__ = ("_default_ttl",)
 
     def __init__(
         self,
@@ -52,35 +44,8 @@ class _CacheBase:
         Raises:
             InvalidInputError: ``default_ttl`` is not a positive int.
         """
-        self._connection = connection
+        super().__init__(connection, key_prefix=key_prefix, strict=strict)
         self._default_ttl = None if default_ttl is None else check_ttl(default_ttl)
-        self._key_prefix = key_prefix
-        self.strict = strict
-        self._stats = flows.CacheStats()
-        self._bound: _connection.RedisConnection | None = None
-        self._prefix = ""
-
-    def __repr__(self) -> str:
-        conn = self._connection
-        where = conn.settings.display_url if conn else "the init_redis() connection"
-        return f"{type(self).__name__}({where}, strict={self.strict})"
-
-    @property
-    def connection(self) -> _connection.RedisConnection:
-        """The connection in use.
-
-        Raises:
-            NotInitializedError: none was given and ``init_redis()`` has not run.
-        """
-        return self._bind()
-
-    def _bind(self) -> _connection.RedisConnection:
-        conn = self._connection or _connection.current_connection()
-        if conn is not self._bound:
-            prefix = self._key_prefix
-            self._prefix = conn.settings.key_prefix if prefix is None else prefix
-            self._bound = conn
-        return conn
 
     @property
     def default_ttl(self) -> int:
@@ -115,19 +80,6 @@ class _CacheBase:
     def _items(self, mapping: Mapping[str, Any]) -> list[tuple[str, bytes]]:
         return [(self._key(key), self._encode(value)) for key, value in mapping.items()]
 
-    def _counters(self) -> dict[str, Any]:
-        stats = self._stats
-        looked_up = stats.hits + stats.misses
-        return {
-            "hits": stats.hits,
-            "misses": stats.misses,
-            "hit_rate": stats.hits / looked_up if looked_up else None,
-            "decode_errors": stats.decode_errors,
-            **self.connection.state.counters(),
-            "backend": self.connection.backend,
-            "url": self.connection.settings.display_url,
-        }
-
     def _unknown_info(self) -> dict[str, Any]:
         return flows.describe_info(None, self._counters())
 
@@ -136,13 +88,10 @@ class _CacheBase:
         return self._bind().cluster
 
 
-class SyncRedisCache(_CacheBase):
+class SyncRedisCache(_CacheBase, SyncRunner):
     """Blocking twin of ``RedisCache``: the same methods, without ``await``."""
 
     __slots__ = ()
-
-    def _run(self, flow: Flow[T], fallback: T) -> T:
-        return self.connection.sync_driver.run(flow, fallback, self.strict)
 
     def get(self, key: str) -> Any:
         """Return the cached value, or None on a miss or a Redis failure."""
@@ -200,13 +149,10 @@ class SyncRedisCache(_CacheBase):
         return self._run(flows.server_info(self._counters), None) or self._unknown_info()
 
 
-class RedisCache(_CacheBase):
+class RedisCache(_CacheBase, AsyncRunner):
     """The spec's async cache: JSON values, a TTL on every write, graceful degradation."""
 
     __slots__ = ()
-
-    async def _run(self, flow: Flow[T], fallback: T) -> T:
-        return await self.connection.async_driver.run(flow, fallback, self.strict)
 
     async def get(self, key: str) -> Any:
         """Return the cached value, or None on a miss or a Redis failure."""

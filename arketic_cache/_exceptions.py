@@ -4,6 +4,7 @@
 
     ArketicCacheError                  the root: catch this to catch everything below
     ├── ConfigurationError(ValueError) bad settings, URL or constructor argument
+    │   └── KeySchemaError             a key schema class is ill-defined (raised at class creation)
     ├── InvalidInputError(ValueError)  bad call argument: key, TTL, amount, pattern
     ├── SerializationError(ValueError) a value cannot be stored as JSON, or is too large
     ├── NotInitializedError            a global instance was used before init_redis()
@@ -29,6 +30,7 @@ __all__ = [
     "CircuitOpen",
     "ConfigurationError",
     "InvalidInputError",
+    "KeySchemaError",
     "NotInitializedError",
     "PoolExhausted",
     "SerializationError",
@@ -41,6 +43,10 @@ class ArketicCacheError(Exception):
 
 class ConfigurationError(ArketicCacheError, ValueError):
     """A setting, URL or constructor argument is invalid: fix the configuration."""
+
+
+class KeySchemaError(ConfigurationError):
+    """A key schema's template, fields or options do not fit: fix the class definition."""
 
 
 class InvalidInputError(ArketicCacheError, ValueError):

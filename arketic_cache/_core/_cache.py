@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .._codec import decode
 from .._exceptions import BackendError
@@ -35,6 +35,8 @@ __all__ = [
 
 logger = logging.getLogger("arketic_cache")
 
+N = TypeVar("N")
+
 SCAN_COUNT = 1000
 #: UNLINK at most this many keys per command, so one call never blocks the server long.
 UNLINK_BATCH = 500
@@ -49,20 +51,20 @@ class CacheStats:
     decode_errors: int = 0
 
 
-def _drop_corrupt(key: str, raw: str, stats: CacheStats) -> Flow[None]:
+def drop_corrupt(key: str, raw: str, stats: CacheStats) -> Flow[None]:
     stats.decode_errors += 1
     logger.warning("dropping an undecodable cache entry (%d bytes)", len(raw))
     yield Eval(UNLINK_IF_EQUAL, (key,), (raw,))
 
 
-def get(key: str, stats: CacheStats) -> Flow[Any]:
+def get(key: str, stats: CacheStats, decode: Callable[[str], Any] = decode) -> Flow[Any]:
     """Return the decoded value, or None on a miss; a corrupt entry is a miss and is dropped."""
     raw = yield Command(("GET", key))
     if raw is not None:
         try:
             value = decode(raw)
         except ValueError:
-            yield from _drop_corrupt(key, raw, stats)
+            yield from drop_corrupt(key, raw, stats)
         else:
             stats.hits += 1
             return value
@@ -84,13 +86,17 @@ def _mget(keys: Sequence[str], cluster: bool) -> Flow[list[Any]]:
 
 
 def get_many(
-    keys: Sequence[str], names: Sequence[str], stats: CacheStats, cluster: bool
-) -> Flow[dict[str, Any]]:
+    keys: Sequence[str],
+    names: Sequence[N],
+    stats: CacheStats,
+    cluster: bool,
+    decode: Callable[[str], Any] = decode,
+) -> Flow[dict[N, Any]]:
     """Return ``{name: value}`` for the keys found; ``names[i]`` is how ``keys[i]`` is reported."""
     if not keys:
         return {}
     raws = yield from _mget(keys, cluster)
-    found: dict[str, Any] = {}
+    found: dict[N, Any] = {}
     for key, name, raw in zip(keys, names, raws, strict=True):
         if raw is None:
             stats.misses += 1
@@ -99,7 +105,7 @@ def get_many(
             found[name] = decode(raw)
         except ValueError:
             stats.misses += 1
-            yield from _drop_corrupt(key, raw, stats)
+            yield from drop_corrupt(key, raw, stats)
         else:
             stats.hits += 1
     return found

@@ -12,7 +12,7 @@ from typing import Any, TypeAlias, TypeVar
 
 from .._lua import LuaScript
 
-__all__ = ["Batch", "Command", "Effect", "Eval", "Flow"]
+__all__ = ["Arg", "Batch", "Command", "Effect", "Eval", "Flow"]
 
 T = TypeVar("T")
 

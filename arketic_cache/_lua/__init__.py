@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from importlib.resources import files
 
-__all__ = ["INCREMENT_WITH_TTL", "UNLINK_IF_EQUAL", "LuaScript", "load"]
+__all__ = ["HASH_UPDATE", "INCREMENT_WITH_TTL", "UNLINK_IF_EQUAL", "LuaScript", "load"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,5 +24,6 @@ def load(name: str) -> LuaScript:
     return LuaScript(name, text, hashlib.sha1(text.encode("utf-8")).hexdigest())
 
 
+HASH_UPDATE = load("hash_update")
 INCREMENT_WITH_TTL = load("increment_with_ttl")
 UNLINK_IF_EQUAL = load("unlink_if_equal")

@@ -1,0 +1,136 @@
+"""Value codecs for typed repositories: JSON through pydantic, validated into the declared type."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Generic, TypeVar, cast
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from .._codec import encode
+from .._exceptions import InvalidInputError, SerializationError
+
+__all__ = ["ModelCodec", "ValueCodec"]
+
+V = TypeVar("V")
+M = TypeVar("M", bound=BaseModel)
+
+
+class ValueCodec(Generic[V]):
+    """Encode values of one type as JSON, and validate stored JSON back into that type."""
+
+    __slots__ = ("_adapter", "max_bytes", "value_type")
+
+    def __init__(self, value_type: Any, max_bytes: int) -> None:
+        self.value_type = value_type
+        self._adapter: TypeAdapter[V] = TypeAdapter(value_type)
+        self.max_bytes = max_bytes
+
+    def encode(self, value: V) -> bytes:
+        """JSON bytes for ``value``.
+
+        Raises:
+            SerializationError: ``value`` is not of the declared type, or is too large.
+        """
+        try:
+            data = self._adapter.dump_json(value, warnings="error")
+        except Exception as exc:  # pydantic raises several kinds here
+            raise SerializationError(
+                f"cannot store a {type(value).__name__} as {self.value_type!r}: {exc}"
+            ) from exc
+        if len(data) > self.max_bytes:
+            raise SerializationError(
+                f"value is {len(data)} bytes as JSON, over the {self.max_bytes}-byte limit"
+            )
+        return data
+
+    def decode(self, raw: str | bytes) -> V:
+        """Validate stored JSON; raises ``ValueError`` when it does not fit the type."""
+        return self._adapter.validate_json(raw)
+
+    def decode_all(self, raws: Iterable[str], key: str) -> list[V]:
+        """Decode every member of a collection.
+
+        Raises:
+            SerializationError: a member is not valid JSON of the declared type.
+        """
+        try:
+            return [self._adapter.validate_json(raw) for raw in raws]
+        except ValueError as exc:
+            raise SerializationError(
+                f"{key} holds a member that is not a valid {self.value_type!r}"
+            ) from exc
+
+
+class ModelCodec(Generic[M]):
+    """A model's fields as separate JSON values (hash fields, stream entry fields)."""
+
+    __slots__ = ("_fields", "max_bytes", "model")
+
+    def __init__(self, model: type[M], max_bytes: int) -> None:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise InvalidInputError(
+                f"a hash or stream value must be a pydantic model, not {model!r}"
+            )
+        self.model = model
+        self.max_bytes = max_bytes
+        self._fields: dict[str, TypeAdapter[Any]] = {
+            name: TypeAdapter(cast(Any, info.annotation))
+            for name, info in model.model_fields.items()
+        }
+
+    def encode(self, value: M) -> dict[str, bytes]:
+        """Every field (extras included) as JSON bytes.
+
+        Raises:
+            SerializationError: ``value`` is not a ``model`` or a field is too large.
+        """
+        if not isinstance(value, self.model):
+            raise SerializationError(
+                f"expected a {self.model.__name__}, not {type(value).__name__}"
+            )
+        return {
+            name: encode(field, self.max_bytes)
+            for name, field in value.model_dump(mode="json").items()
+        }
+
+    def encode_fields(self, fields: Mapping[str, Any]) -> dict[str, bytes]:
+        """Validate and encode a partial update.
+
+        Raises:
+            InvalidInputError: a field is unknown, or a value does not fit its field.
+        """
+        encoded = {}
+        for name, value in fields.items():
+            adapter = self._fields.get(name)
+            if adapter is None:
+                if self.model.model_config.get("extra") != "allow":
+                    raise InvalidInputError(f"{self.model.__name__} has no field {name!r}")
+                encoded[name] = encode(value, self.max_bytes)
+                continue
+            try:
+                checked = adapter.validate_python(value)
+                encoded[name] = adapter.dump_json(checked)
+            except ValidationError as exc:
+                raise InvalidInputError(f"{self.model.__name__}.{name}: {exc}") from None
+        return encoded
+
+    def decode(self, stored: Mapping[str, str]) -> M:
+        """Rebuild the model; raises ``ValueError`` when a field is missing or invalid."""
+        return self.model.model_validate({name: json.loads(raw) for name, raw in stored.items()})
+
+    def decode_field(self, name: str, raw: str) -> Any:
+        """Validate one stored field; raises ``ValueError`` when invalid."""
+        adapter = self._fields.get(name)
+        return json.loads(raw) if adapter is None else adapter.validate_json(raw)
+
+    def check_field(self, name: str) -> str:
+        """Return ``name`` if the model has (or accepts) such a field.
+
+        Raises:
+            InvalidInputError: the field is unknown.
+        """
+        if name not in self._fields and self.model.model_config.get("extra") != "allow":
+            raise InvalidInputError(f"{self.model.__name__} has no field {name!r}")
+        return name

@@ -1,0 +1,96 @@
+"""What every public shell shares: the connection binding, and the sync and async runners.
+
+A shell resolves its connection on each call (the global one from ``init_redis()`` when none
+was given), caches what it derives from that connection's settings, and hands each flow to the
+connection's sync or async driver together with the degraded answer for that call.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from . import _connection
+from ._core._cache import CacheStats
+from ._core._effects import Flow
+
+__all__ = ["AsyncRunner", "Bound", "SyncRunner"]
+
+T = TypeVar("T")
+
+
+class Bound:
+    """A connection-bound shell: ``strict`` mode, own counters, settings-derived state."""
+
+    __slots__ = ("_bound", "_connection", "_key_prefix", "_prefix", "_stats", "strict")
+
+    def __init__(
+        self,
+        connection: _connection.RedisConnection | None,
+        *,
+        key_prefix: str | None,
+        strict: bool,
+    ) -> None:
+        self._connection = connection
+        self._key_prefix = key_prefix
+        self.strict = strict
+        self._stats = CacheStats()
+        self._bound: _connection.RedisConnection | None = None
+        self._prefix = ""
+
+    @property
+    def connection(self) -> _connection.RedisConnection:
+        """The connection in use.
+
+        Raises:
+            NotInitializedError: none was given and ``init_redis()`` has not run.
+        """
+        return self._bind()
+
+    def _bind(self) -> _connection.RedisConnection:
+        conn = self._connection or _connection.current_connection()
+        if conn is not self._bound:
+            prefix = self._key_prefix
+            self._prefix = conn.settings.key_prefix if prefix is None else prefix
+            self._bound = conn
+            self._rebind(conn)
+        return conn
+
+    def _rebind(self, conn: _connection.RedisConnection) -> None:
+        """Derive per-connection state (subclasses extend this)."""
+
+    def _counters(self) -> dict[str, Any]:
+        stats = self._stats
+        looked_up = stats.hits + stats.misses
+        conn = self._bind()
+        return {
+            "hits": stats.hits,
+            "misses": stats.misses,
+            "hit_rate": stats.hits / looked_up if looked_up else None,
+            "decode_errors": stats.decode_errors,
+            **conn.state.counters(),
+            "backend": conn.backend,
+            "url": conn.settings.display_url,
+        }
+
+    def __repr__(self) -> str:
+        conn = self._connection
+        where = conn.settings.display_url if conn else "the init_redis() connection"
+        return f"{type(self).__name__}({where}, strict={self.strict})"
+
+
+class SyncRunner(Bound):
+    """Runs flows on the blocking driver."""
+
+    __slots__ = ()
+
+    def _run(self, flow: Flow[T], fallback: T) -> T:
+        return self._bind().sync_driver.run(flow, fallback, self.strict)
+
+
+class AsyncRunner(Bound):
+    """Runs flows on the asyncio driver."""
+
+    __slots__ = ()
+
+    async def _run(self, flow: Flow[T], fallback: T) -> T:
+        return await self._bind().async_driver.run(flow, fallback, self.strict)
