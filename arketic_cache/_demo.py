@@ -7,8 +7,15 @@ import os
 import sys
 from typing import Any
 
+from pydantic import BaseModel
+
 from ._cache import RedisCache
+from ._catalogue import ChatMessagesKey, KBSearchKey, UserPermissionsKey
+from ._collections import ListRepository, SetRepository
 from ._connection import close_redis, init_redis
+from ._keys import HashKey, StringKey, stable_hash
+from ._repository import HashRepository, StringRepository
+from ._ttl import TTL
 
 __all__ = ["main"]
 
@@ -68,7 +75,66 @@ async def _cache_demo() -> None:
     ):
         _show(field, info[field])
     _show("client counters", info["client"])
+    await _repository_demo()
+    removed = await cache.flush_pattern("*", allow_all=True)
+    print(f"\nCleaned up the {removed} demo keys (prefix 'demo:').")
     await close_redis()
+
+
+class Profile(BaseModel):
+    """A user profile, for the repository demo."""
+
+    name: str
+    plan: str = "free"
+    logins: int = 0
+
+
+class ProfileKey(StringKey[Profile]):
+    """``user:{user_id}:profile`` holding a Profile (API responses: 5 min)."""
+
+    template = "user:{user_id}:profile"
+    ttl = TTL.API_RESPONSE
+    user_id: int
+
+
+class ProfileRecordKey(HashKey[Profile]):
+    """``user:{user_id}:record``: the same model as hash fields."""
+
+    template = "user:{user_id}:record"
+    user_id: int
+
+
+async def _repository_demo() -> None:
+    print("\nKey schemas (typed, escaped, injective):")
+    _show("ProfileKey(user_id=123).render()", ProfileKey(user_id=123).render())
+    query = stable_hash({"q": "redis ttl", "filters": {"lang": "en"}})
+    _show("KBSearchKey(kb_id=7, query_hash=...)", KBSearchKey(kb_id=7, query_hash=query).render())
+    _show(
+        "UserPermissionsKey(user_id='1*:x').render()", UserPermissionsKey(user_id="1*:x").render()
+    )
+    _show("ChatMessagesKey.pattern(chat_id='1*')", ChatMessagesKey.pattern(chat_id="1*"))
+
+    print("\nTyped repositories (TTL from the schema, set with the data):")
+    profiles = StringRepository(ProfileKey, key_prefix="demo:")
+    await profiles.set(ProfileKey(user_id=123), Profile(name="Ada"))
+    _show(
+        "StringRepository.get(ProfileKey(user_id=123))", await profiles.get(ProfileKey(user_id=123))
+    )
+    _show("its TTL (TTL.API_RESPONSE)", profiles.ttl)
+    records = HashRepository(ProfileRecordKey, key_prefix="demo:")
+    await records.set(ProfileRecordKey(user_id=1), Profile(name="Bo"))
+    await records.update(ProfileRecordKey(user_id=1), {"logins": 3})
+    _show("HashRepository after update(logins=3)", await records.get(ProfileRecordKey(user_id=1)))
+    chat = ListRepository(ChatMessagesKey, key_prefix="demo:")
+    for i in range(5):
+        await chat.push(ChatMessagesKey(chat_id=456), {"text": f"message {i}"}, max_length=3)
+    _show("ListRepository: last 3 chat messages", await chat.range(ChatMessagesKey(chat_id=456)))
+    permissions = SetRepository(UserPermissionsKey, key_prefix="demo:")
+    await permissions.add(UserPermissionsKey(user_id=123), "read", "write")
+    _show(
+        "SetRepository.contains(..., 'write')",
+        await permissions.contains(UserPermissionsKey(user_id=123), "write"),
+    )
 
 
 def main(argv: list[str]) -> int:
