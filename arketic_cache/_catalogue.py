@@ -58,6 +58,10 @@ class JSONRecord(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
+    def __init__(self, **data: Any) -> None:
+        # Spelled out so that type checkers accept any field, as pydantic does at run time.
+        super().__init__(**data)
+
 
 # -- user ---------------------------------------------------------------------------------------
 class UserProfileKey(StringKey[JSONObject]):

@@ -66,7 +66,10 @@ class _MemberRepository(Repository[K], Generic[K, V]):
         strict: bool = False,
     ) -> None:
         super().__init__(schema, connection, key_prefix=key_prefix, strict=strict)
-        self._codec: ValueCodec[V] = ValueCodec(self.schema.value_type, 1 << 20)
+        try:
+            self._codec: ValueCodec[V] = ValueCodec(self.schema.value_type, 1 << 20)
+        except InvalidInputError as exc:
+            raise ConfigurationError(str(exc)) from None
 
     def _rebind(self, conn: _connection.RedisConnection) -> None:
         super()._rebind(conn)

@@ -18,14 +18,18 @@ BLAKE2b hash. The template is checked against the fields when the class is creat
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 import re
+from collections.abc import Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
 from string import Formatter
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, NewType, Self, TypeVar, cast
+from urllib.parse import quote, unquote
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
@@ -71,11 +75,19 @@ class RedisType(Enum):
     STREAM = "stream"
 
 
-_SPECIAL = "%:{}*?[]\\# " + "".join(map(chr, range(0x20))) + "\x7f"
-_ESCAPES = str.maketrans({c: f"%{ord(c):02X}" for c in _SPECIAL})
+# Glob, separator, hash-tag and marker characters, the ASCII space, and every control or
+# line-breaking character (C0, DEL, C1, U+2028/U+2029).
+_SPECIAL = (
+    "%:{}*?[]\\# "
+    + "".join(map(chr, range(0x20)))
+    + "".join(map(chr, range(0x7F, 0xA0)))
+    + "\u2028\u2029"
+)
+_ESCAPES = str.maketrans({c: quote(c, safe="") for c in _SPECIAL})  # UTF-8 %XX bytes
 _NEEDS_ESCAPE = re.compile("[" + re.escape(_SPECIAL) + "]")
-_ESCAPED = re.compile("%([0-9A-F]{2})")
 _NONE = "%N"  # escaped strings only hold '%' before two hex digits, so this is unambiguous
+# An empty part renders as a marker too: Redis ignores an empty {} hash tag.
+_EMPTY = "%E"
 _HASHED = "#"
 
 
@@ -90,6 +102,8 @@ def escape_part(text: str) -> str:
             text.encode("utf-8")
         except UnicodeEncodeError:
             raise InvalidInputError("a key part must be valid Unicode") from None
+    if not text:
+        return _EMPTY
     if _NEEDS_ESCAPE.search(text):
         text = text.translate(_ESCAPES)
     if len(text) > MAX_PART_LENGTH:
@@ -105,7 +119,12 @@ def unescape_part(part: str) -> str:
     """
     if part.startswith(_HASHED):
         raise InvalidInputError("this key part was hashed; its value cannot be recovered")
-    return _ESCAPED.sub(lambda m: chr(int(m[1], 16)), part)
+    if part == _EMPTY:
+        return ""
+    try:
+        return unquote(part, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidInputError("a key part holds an invalid escape") from None
 
 
 def _render_part(value: Any) -> str:
@@ -113,7 +132,10 @@ def _render_part(value: Any) -> str:
     if kind is str:
         return escape_part(value)
     if kind is int:
-        return str(value)
+        try:
+            return escape_part(str(value))  # long numbers are hashed like long strings
+        except ValueError:  # beyond Python's int-to-str digit limit
+            raise InvalidInputError("an int key part has too many digits") from None
     if kind is bool:
         return "true" if value else "false"
     if value is None:
@@ -148,17 +170,23 @@ def stable_hash(value: Any) -> str:
 
 
 def _canonical(value: Any) -> Any:
+    # Python mode keeps sets as sets and NaN as NaN, so both are handled below.
     if isinstance(value, BaseModel):
-        value = value.model_dump(mode="json")
+        value = value.model_dump()
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
+        canonical = {str(k): _canonical(v) for k, v in value.items()}
+        if len(canonical) != len(value):
+            raise ValueError("two keys share one JSON name (e.g. 1 and '1')")
+        return canonical
     if isinstance(value, list | tuple):
         return [_canonical(v) for v in value]
     if isinstance(value, set | frozenset):
         items = [_canonical(v) for v in value]
         return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
-    if isinstance(value, float) and value != value:
-        raise ValueError("NaN has no stable JSON form")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("NaN and infinities have no JSON form")
     return to_jsonable_python(value)
 
 
@@ -190,6 +218,10 @@ class KeySchema(BaseModel):
         if "template" in cls.__dict__:
             _compile(cls)
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with ``update`` applied and validated (pydantic's own copy skips validation)."""
+        return self.model_validate({**self.model_dump(), **(update or {})})
+
     def render(self) -> RedisKey:
         """The key string, e.g. ``user:123:profile``."""
         parts = [_render_part(getattr(self, name)) for name in self._fields]
@@ -210,9 +242,12 @@ class KeySchema(BaseModel):
             for name, part in match.groupdict().items()
         }
         try:
-            return cls.model_validate(values)
+            parsed = cls.model_validate(values)
         except ValidationError as exc:
             raise InvalidInputError(f"not a valid {cls.__name__} key: {exc}") from None
+        if parsed.render() != key:  # e.g. '%41' for 'A', or '03' for 3: not what render makes
+            raise InvalidInputError(f"not a canonical {cls.__name__} key")
+        return parsed
 
     @classmethod
     def pattern(cls, **fields: Any) -> str:

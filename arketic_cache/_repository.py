@@ -124,7 +124,10 @@ class _StringBase(Repository[KS], Generic[KS, V]):
             ConfigurationError: ``schema`` is not a concrete ``StringKey`` schema.
         """
         super().__init__(schema, connection, key_prefix=key_prefix, strict=strict)  # type: ignore[arg-type]
-        self._codec: ValueCodec[V] = ValueCodec(self.schema.value_type, 1 << 20)
+        try:
+            self._codec: ValueCodec[V] = ValueCodec(self.schema.value_type, 1 << 20)
+        except InvalidInputError as exc:
+            raise ConfigurationError(str(exc)) from None
 
     def _rebind(self, conn: _connection.RedisConnection) -> None:
         super()._rebind(conn)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from typing import Any
 
@@ -234,7 +235,7 @@ class TestHash:
         """The catalogue's JSONRecord hashes keep whatever fields they are given."""
         prefs = repo(flavor, SyncHashRepository, HashRepository, UserPreferencesKey)
         key = UserPreferencesKey(user_id=7)
-        prefs.set(key, JSONRecord(theme="dark"))  # type: ignore[call-arg]
+        prefs.set(key, JSONRecord(theme="dark"))
         assert prefs.update(key, {"lang": "fr"}) is True
         assert prefs.get(key).model_dump() == {"theme": "dark", "lang": "fr"}
 
@@ -461,3 +462,14 @@ def test_degrades_like_the_cache(flavor_name: str) -> None:
             strict.get(ProfileKey(user_id=1))
         _memory_server(url).connected = True
         runner.run(conn.aclose())
+
+
+def test_value_type_without_json_form_is_configuration_error() -> None:
+    """A value type pydantic cannot handle is refused when the repository is built."""
+
+    class LockKey(StringKey[threading.Lock]):
+        template = "lock:{name}"
+        name: str
+
+    with pytest.raises(ConfigurationError, match="JSON"):
+        SyncStringRepository(LockKey)

@@ -24,7 +24,10 @@ class ValueCodec(Generic[V]):
 
     def __init__(self, value_type: Any, max_bytes: int) -> None:
         self.value_type = value_type
-        self._adapter: TypeAdapter[V] = TypeAdapter(value_type)
+        try:
+            self._adapter: TypeAdapter[V] = TypeAdapter(value_type)
+        except Exception as exc:  # pydantic cannot build a schema for this type
+            raise InvalidInputError(f"{value_type!r} cannot be stored as JSON: {exc}") from None
         self.max_bytes = max_bytes
 
     def encode(self, value: V) -> bytes:
