@@ -89,6 +89,7 @@ _NONE = "%N"  # escaped strings only hold '%' before two hex digits, so this is 
 # An empty part renders as a marker too: Redis ignores an empty {} hash tag.
 _EMPTY = "%E"
 _HASHED = "#"
+_RENDERED = "_rendered"  # underscore names are never fields, and pydantic skips them
 
 
 def escape_part(text: str) -> str:
@@ -133,9 +134,10 @@ def _render_part(value: Any) -> str:
         return escape_part(value)
     if kind is int:
         try:
-            return escape_part(str(value))  # long numbers are hashed like long strings
+            digits = str(value)
         except ValueError:  # beyond Python's int-to-str digit limit
             raise InvalidInputError("an int key part has too many digits") from None
+        return digits if len(digits) <= MAX_PART_LENGTH else escape_part(digits)
     if kind is bool:
         return "true" if value else "false"
     if value is None:
@@ -223,9 +225,15 @@ class KeySchema(BaseModel):
         return self.model_validate({**self.model_dump(), **(update or {})})
 
     def render(self) -> RedisKey:
-        """The key string, e.g. ``user:123:profile``."""
-        parts = [_render_part(getattr(self, name)) for name in self._fields]
-        return RedisKey(self._format.format(*parts))
+        """The key string, e.g. ``user:123:profile`` (computed once per key object)."""
+        # Cached in the instance dict: the model is frozen, and pydantic's ==, hash, repr and
+        # dumps look at the declared fields only.
+        state = self.__dict__
+        rendered: RedisKey | None = state.get(_RENDERED)
+        if rendered is None:
+            parts = [_render_part(getattr(self, name)) for name in self._fields]
+            rendered = state[_RENDERED] = RedisKey(self._format.format(*parts))
+        return rendered
 
     @classmethod
     def parse(cls, key: str) -> Self:

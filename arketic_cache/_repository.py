@@ -83,7 +83,8 @@ class Repository(Bound, Generic[K]):
             raise InvalidInputError(
                 f"expected a {self.schema.__name__} key, not {type(key).__name__}"
             )
-        self._bind()
+        if self._bound is None or self._connection is None:
+            self._bind()  # the global connection may have been replaced since
         return self._prefix + key.render()
 
     def _keys(self, keys: Iterable[K]) -> tuple[list[str], list[K]]:

@@ -24,12 +24,13 @@ from arketic_cache.testing import RedisServer, find_redis_server
 from .cache_bench import Sizes, cache_benchmarks, one_kb_value
 from .peers import peer_contenders
 from .report import markdown, write_json
+from .repository_bench import repository_benchmarks
 from .timing import Outcome, measure
 
 # Short batches, many rounds: the paired batches of a round run milliseconds apart, so a burst
 # of noise on this small shared machine hits the floor and its contenders alike.
-FULL = (41, Sizes(get_calls=200, many_calls=3, breaker_calls=5_000))
-QUICK = (3, Sizes(get_calls=100, many_calls=3, breaker_calls=2_000))
+FULL = (41, Sizes(get_calls=200, many_calls=3, breaker_calls=5_000, repository_calls=200))
+QUICK = (3, Sizes(get_calls=100, many_calls=3, breaker_calls=2_000, repository_calls=100))
 
 
 def _positive(text: str) -> int:
@@ -58,13 +59,14 @@ async def _run(
     async with AsyncExitStack() as stack:
         peers, notes = await peer_contenders(server, one_kb_value(), stack)
         benchmarks = await cache_benchmarks(server.url, sizes, stack, peers)
+        benchmarks += await repository_benchmarks(server.url, sizes.repository_calls, stack)
         started = time.perf_counter()
         outcomes = await measure(benchmarks, rounds)
         elapsed = time.perf_counter() - started
     meta = {
         "rounds": rounds,
         "calls per batch": f"get {sizes.get_calls}, get_many {sizes.many_calls}, "
-        f"breaker-open {sizes.breaker_calls}",
+        f"breaker-open {sizes.breaker_calls}, repository {sizes.repository_calls}",
         "timed": f"{elapsed:.1f} s",
         "python": platform.python_version(),
         "redis-py": version("redis"),

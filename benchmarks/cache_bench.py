@@ -24,8 +24,8 @@ from .timing import Benchmark, Contender, Target, async_batch, sync_batch
 
 __all__ = ["HIT_TARGET", "OPEN_BREAKER_TARGET", "Sizes", "cache_benchmarks", "one_kb_value"]
 
-HIT_TARGET = Target(1.10, "ratio")
-OPEN_BREAKER_TARGET = Target(10.0, "us")
+HIT_TARGET = Target(1.10, "ratio", "cache hit vs raw floor")
+OPEN_BREAKER_TARGET = Target(10.0, "us", "breaker-open call")
 KEY = "bench:value:1k"
 MANY_PREFIX = "bench:many:"
 #: Long enough that the open breaker never lets a probe through during a run.
@@ -39,6 +39,7 @@ class Sizes:
     get_calls: int
     many_calls: int
     breaker_calls: int
+    repository_calls: int
     many_keys: int = 1000
 
 

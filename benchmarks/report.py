@@ -34,8 +34,7 @@ def verdicts(outcomes: Sequence[Outcome]) -> list[str]:
     for outcome in outcomes:
         target = outcome.benchmark.target
         if target is not None and outcome.meets_target is not None:
-            label = "cache hit vs raw floor" if target.kind == "ratio" else "breaker-open call"
-            groups.setdefault(f"{label} {target.describe()}", []).append(outcome)
+            groups.setdefault(f"{target.label} {target.describe()}", []).append(outcome)
     lines = []
     for label, group in groups.items():
         missed = [o for o in group if not o.meets_target]

@@ -189,16 +189,20 @@ class TestPoolExhaustion:
     @pytest.mark.parametrize("flavor_name", ["sync", "async"])
     def test_busy_pool(self, flavor_name: str) -> None:
         """With every connection slot taken, a call waits pool_timeout then returns its default."""
-        conn = RedisConnection(url=f"memory://pool-{uuid.uuid4().hex}", max_connections=2)
-        conn = RedisConnection(conn.settings, pool_timeout=0.01)
+        url = f"memory://pool-{uuid.uuid4().hex}"
+        conn = RedisConnection(url=url, max_connections=2, pool_timeout=0.01)
         with asyncio.Runner() as runner:
             if flavor_name == "sync":
                 cache: Any = SyncRedisCache(conn)
                 strict: Any = SyncRedisCache(conn, strict=True)
-                slots: Any = conn.sync_driver._slots
+                tokens = conn.sync_driver._slots
                 assert cache.set("k", 1) is True
                 for _ in range(2):
-                    slots.acquire()
+                    tokens.get()  # what two calls in flight would hold
+
+                def release() -> None:
+                    tokens.put(None)
+
             else:
                 cache = Bridge(RedisCache(conn), runner)
                 strict = Bridge(RedisCache(conn, strict=True), runner)
@@ -206,12 +210,16 @@ class TestPoolExhaustion:
                 slots = conn.async_driver._slots
                 for _ in range(2):
                     runner.run(slots.acquire())
+
+                def release() -> None:
+                    slots.release()
+
             for _ in range(5):
                 assert cache.get("k") is None
             with pytest.raises(PoolExhausted):
                 strict.get("k")
             assert conn.state.pool_exhausted == 6
             assert conn.state.breaker.state == "closed"
-            slots.release()
+            release()
             assert cache.get("k") == 1
             runner.run(conn.aclose())

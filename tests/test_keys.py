@@ -930,3 +930,15 @@ def test_model_copy_validates_updates() -> None:
     with pytest.raises(pydantic.ValidationError):
         key.model_copy(update={"chunk": "not-an-int"})
     assert UserProfileKey(user_id=1).model_copy().render() == "user:1:profile"
+
+
+def test_render_cache_is_invisible() -> None:
+    """A rendered (cached) key still equals, hashes and dumps like a fresh one."""
+    used = KBEmbeddingKey(doc_id="d", chunk=1)
+    assert used.render() == used.render() == "kb:embedding:d:1"
+    fresh = KBEmbeddingKey(doc_id="d", chunk=1)
+    assert used == fresh
+    assert hash(used) == hash(fresh)
+    assert dict(used) == {"doc_id": "d", "chunk": 1}
+    assert used.model_dump() == fresh.model_dump()
+    assert repr(used) == repr(fresh)
