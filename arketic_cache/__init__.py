@@ -80,6 +80,7 @@ from ._keys import (
     StringKey,
     stable_hash,
 )
+from ._memo import AsyncCached, Cached, CachedDecorator, CacheInfo, cached
 from ._repository import (
     HashRepository,
     Repository,
@@ -97,10 +98,14 @@ __all__ = [
     "AIPromptKey",
     "AIResponseKey",
     "ArketicCacheError",
+    "AsyncCached",
     "BackendError",
     "BackendResponseError",
     "BackendTimeout",
     "BackendUnavailable",
+    "CacheInfo",
+    "Cached",
+    "CachedDecorator",
     "ChatMessagesKey",
     "ChatMetadataKey",
     "ChatParticipantsKey",
@@ -158,6 +163,7 @@ __all__ = [
     "UserPreferencesKey",
     "UserProfileKey",
     "cache",
+    "cached",
     "close_redis",
     "close_redis_sync",
     "get_redis",

@@ -20,6 +20,7 @@ from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
 from ._breaker import CircuitBreaker
+from ._bus import InvalidationBus
 from ._core._effects import Command, Flow
 from ._drive import AsyncDriver, BackendState, SyncDriver
 from ._exceptions import NotInitializedError
@@ -115,6 +116,7 @@ class RedisConnection:
         )
         self._sync: SyncDriver | None = None
         self._async: AsyncDriver | None = None
+        self._bus: InvalidationBus | None = None
 
     @classmethod
     def from_env(cls, **overrides: Any) -> RedisConnection:
@@ -180,6 +182,17 @@ class RedisConnection:
         pool = redis.asyncio.ConnectionPool.from_url(self.settings.url, **options)
         return redis.asyncio.Redis(connection_pool=pool)
 
+    @property
+    def bus(self) -> InvalidationBus:
+        """The invalidation channel that keeps ``@cached`` L1s coherent across processes."""
+        if self._bus is None:
+            self._bus = InvalidationBus(self)
+        return self._bus
+
+    def new_listener_client(self) -> redis.Redis:
+        """A separate blocking client for a subscriber (it holds its own connection)."""
+        return self._new_sync_client()
+
     def ping_sync(self) -> bool:
         """PING through the sync client; False (logged) when Redis cannot be reached."""
         return self.sync_driver.run(_ping(), False, strict=False)
@@ -189,7 +202,9 @@ class RedisConnection:
         return await self.async_driver.run(_ping(), False, strict=False)
 
     def close_sync(self) -> None:
-        """Close the sync client's connections."""
+        """Close the sync client's connections (and stop the invalidation listener)."""
+        if self._bus is not None:
+            self._bus.stop()
         if self._sync is not None:
             client, self._sync = self._sync.client, None
             client.close()

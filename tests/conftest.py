@@ -73,6 +73,10 @@ class Bridge:
 
         return call
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        result = self._target(*args, **kwargs)
+        return self._runner.run(result) if asyncio.iscoroutine(result) else result
+
     def __repr__(self) -> str:
         return repr(self._target)
 

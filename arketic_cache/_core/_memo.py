@@ -1,0 +1,216 @@
+"""The pure parts of ``@cached``: call keys, the stored envelope, TTL jitter, early refresh.
+
+An L2 entry is a JSON envelope ``{"v": value, "x": expires_at, "d": compute_seconds}``: the
+value encoded through the function's return annotation, its wall-clock expiry (so an L1 copy
+never outlives it) and how long it took to compute (for probabilistic early refresh, XFetch).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, NamedTuple, cast, get_type_hints
+
+from pydantic import BaseModel, ValidationError, create_model
+
+from .._exceptions import ConfigurationError, InvalidInputError, SerializationError
+from .._keys import KeySchema, escape_part, stable_hash
+from ._cache import CacheStats, drop_corrupt
+from ._effects import Batch, Command, Flow
+
+__all__ = [
+    "CallKeyer",
+    "Envelope",
+    "EnvelopeCodec",
+    "early_refresh_due",
+    "invalidate_entry",
+    "invalidation_message",
+    "jittered_ttl",
+    "load_entry",
+    "parse_invalidation",
+    "return_type",
+    "store_entry",
+]
+
+
+def return_type(fn: Callable[..., Any]) -> Any:
+    """The declared return type of ``fn`` (``Any`` when it has none)."""
+    try:
+        hints = get_type_hints(fn)
+    except Exception:  # unresolvable forward references: fall back to plain JSON
+        return Any
+    return hints.get("return", Any)
+
+
+class CallKeyer:
+    """Turn a call's arguments into its L2 key, the same for every equivalent call.
+
+    Arguments are bound to the signature with defaults applied, so ``f(1)``, ``f(x=1)`` and
+    ``f(1, y=<default>)`` share a key. ``self``/``cls`` of a method and the ``exclude``d
+    parameters never enter the key (an instance's memory address must not be part of it).
+    """
+
+    __slots__ = ("_fields", "_key_fn", "_schema", "_signature", "_skip", "namespace")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        namespace: str | None,
+        key: type[KeySchema] | Callable[..., str] | None,
+        exclude: Collection[str],
+    ) -> None:
+        self._signature = inspect.signature(fn)
+        names = list(self._signature.parameters)
+        method = "." in fn.__qualname__.replace("<locals>.", "") and names[:1] in (
+            ["self"],
+            ["cls"],
+        )
+        self._skip = frozenset(names[:1] if method else ()) | frozenset(exclude)
+        unknown = set(exclude) - set(names)
+        if unknown:
+            raise ConfigurationError(f"{fn.__qualname__} has no parameter {sorted(unknown)}")
+        label = namespace or f"{fn.__module__}.{fn.__qualname__}"
+        self.namespace = "cached:" + escape_part(label)
+        self._schema: type[KeySchema] | None = None
+        self._key_fn: Callable[..., str] | None = None
+        self._fields: tuple[str, ...] = ()
+        if key is None:
+            pass
+        elif isinstance(key, type) and issubclass(key, KeySchema):
+            missing = set(key.model_fields) - set(names)
+            if missing:
+                raise ConfigurationError(
+                    f"{key.__name__} needs {sorted(missing)}, which {fn.__qualname__} lacks"
+                )
+            self._schema, self._fields = key, tuple(key.model_fields)
+        else:
+            self._key_fn = cast(Callable[..., str], key)
+
+    @property
+    def skips_first(self) -> bool:
+        """True when the first positional argument (``self``/``cls``) is left out of keys."""
+        names = list(self._signature.parameters)
+        return bool(names) and names[0] in self._skip and names[0] in ("self", "cls")
+
+    def __call__(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+        """The L2 key for this call (without the connection's key prefix).
+
+        Raises:
+            InvalidInputError: the arguments do not fit the signature or have no JSON form.
+        """
+        if self._key_fn is not None:
+            key = self._key_fn(*args, **kwargs)
+            if type(key) is not str or not key:
+                raise InvalidInputError("a key function must return a non-empty str")
+            return key
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidInputError(str(exc)) from None
+        bound.apply_defaults()
+        arguments = {k: v for k, v in bound.arguments.items() if k not in self._skip}
+        if self._schema is not None:
+            return self._schema(**{name: arguments[name] for name in self._fields}).render()
+        return f"{self.namespace}:{stable_hash(arguments)}"
+
+
+class Envelope(NamedTuple):
+    """A decoded L2 entry."""
+
+    value: Any
+    expires_at: float
+    compute_seconds: float
+
+
+class EnvelopeCodec:
+    """Encode and validate envelopes for one return type."""
+
+    __slots__ = ("_model", "max_bytes")
+
+    def __init__(self, value_type: Any, max_bytes: int) -> None:
+        try:
+            self._model: type[BaseModel] = create_model(
+                "CachedEnvelope", v=(value_type, ...), x=(float, ...), d=(float, 0.0)
+            )
+        except Exception as exc:  # pydantic cannot build a schema for the return type
+            raise ConfigurationError(f"cannot cache a {value_type!r} as JSON: {exc}") from None
+        self.max_bytes = max_bytes
+
+    def encode(self, value: Any, expires_at: float, compute_seconds: float) -> bytes:
+        """The envelope's JSON.
+
+        Raises:
+            SerializationError: the value has no JSON form of the declared type, or is too large.
+        """
+        entry = self._model.model_construct(v=value, x=expires_at, d=compute_seconds)
+        try:
+            data = entry.__pydantic_serializer__.to_json(entry, warnings="error")
+        except Exception as exc:
+            raise SerializationError(f"cannot store a {type(value).__name__}: {exc}") from exc
+        if len(data) > self.max_bytes:
+            raise SerializationError(f"value is {len(data)} bytes, over {self.max_bytes}")
+        return data
+
+    def decode(self, raw: str | bytes) -> Envelope:
+        """Validate an envelope; raises ``ValueError`` on anything else."""
+        entry: Any = self._model.model_validate_json(raw)
+        return Envelope(entry.v, entry.x, entry.d)
+
+
+def jittered_ttl(ttl: int, jitter: float, draw: float) -> int:
+    """``ttl`` shortened by up to ``jitter`` (a fraction) using ``draw`` in [0, 1)."""
+    return max(1, ttl - int(ttl * jitter * draw))
+
+
+def early_refresh_due(envelope: Envelope, beta: float, now: float, draw: float) -> bool:
+    """XFetch: refresh before expiry with a probability that grows as expiry nears.
+
+    ``draw`` is uniform in (0, 1]; a slow computation (large ``compute_seconds``) starts its
+    refresh earlier. ``beta`` > 1 favours earlier refreshes.
+    """
+    if beta <= 0 or envelope.compute_seconds <= 0:
+        return False
+    return now - envelope.compute_seconds * beta * math.log(draw) >= envelope.expires_at
+
+
+def invalidation_message(origin: str, key: str) -> str:
+    """What is published when an entry changes: who changed it, and which key."""
+    return json.dumps([origin, key], separators=(",", ":"))
+
+
+def parse_invalidation(message: str) -> tuple[str, str] | None:
+    """``(origin, key)`` of an invalidation message, or None if it is not one."""
+    try:
+        origin, key = json.loads(message)
+    except (ValueError, TypeError):
+        return None
+    return (origin, key) if isinstance(origin, str) and isinstance(key, str) else None
+
+
+def load_entry(key: str, codec: EnvelopeCodec, stats: CacheStats) -> Flow[Envelope | None]:
+    """Read an entry; an undecodable one is dropped (if unchanged) and is a miss."""
+    raw = yield Command(("GET", key))
+    if raw is None:
+        return None
+    try:
+        return codec.decode(raw)
+    except (ValueError, ValidationError):
+        yield from drop_corrupt(key, raw, stats)
+        return None
+
+
+def store_entry(key: str, data: bytes, ttl: int, channel: str, message: str) -> Flow[bool]:
+    """Write an entry with its TTL and announce it, so other processes drop their L1 copy."""
+    commands = (Command(("SET", key, data, "EX", ttl)), Command(("PUBLISH", channel, message)))
+    replies = yield Batch(commands, transaction=True)
+    return bool(replies[0])
+
+
+def invalidate_entry(key: str, channel: str, message: str) -> Flow[bool]:
+    """Delete an entry and announce it; True if it existed."""
+    commands = (Command(("UNLINK", key)), Command(("PUBLISH", channel, message)))
+    replies = yield Batch(commands, transaction=True)
+    return bool(replies[0])

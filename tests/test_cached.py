@@ -1,0 +1,132 @@
+"""@cached basics on both backends, sync and async: keys, L1 over L2, single-flight, invalidate."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pydantic
+import redis
+
+from arketic_cache import RedisConnection, cached
+
+from .conftest import Flavor
+
+
+class Answer(pydantic.BaseModel):
+    text: str
+    score: float
+
+
+def make(flavor: Flavor, calls: list[Any], **options: Any) -> Any:
+    """The same function, decorated in the test's flavour, recording its calls."""
+    options.setdefault("connection", flavor.connection)
+    if flavor.name == "sync":
+
+        @cached(**options)
+        def answer(question: str, limit: int = 3) -> Answer:
+            calls.append((question, limit))
+            return Answer(text=question.upper(), score=limit / 10)
+
+        return answer
+
+    @cached(**options)
+    async def answer_async(question: str, limit: int = 3) -> Answer:
+        calls.append((question, limit))
+        return Answer(text=question.upper(), score=limit / 10)
+
+    return flavor.wrap(None, answer_async)
+
+
+class TestCaching:
+    """Equivalent calls share one entry; the model survives L2; invalidate reaches L2."""
+
+    def test_equivalent_calls_share_an_entry(self, flavor: Flavor) -> None:
+        """f(x), f(x, default) and f(question=x) compute once."""
+        calls: list[Any] = []
+        answer = make(flavor, calls)
+        first = answer("hi")
+        assert answer("hi", 3) == first
+        assert answer(question="hi", limit=3) == first
+        assert answer("hi", limit=4) != first
+        assert calls == [("hi", 3), ("hi", 4)]
+
+    def test_l2_returns_the_model(self, flavor: Flavor, raw: redis.Redis) -> None:
+        """A fresh process (no L1) gets the value from Redis as the declared model."""
+        answer = make(flavor, [], ttl=120)
+        answer("hi")
+        later_calls: list[Any] = []
+        other = make(flavor, later_calls, ttl=120, l1=False, namespace=None)
+        assert isinstance(other("hi"), Answer)
+        assert later_calls == []
+        (key,) = raw.keys("cached:*")  # our own throwaway database
+        assert 110 <= raw.ttl(key) <= 120
+
+    def test_invalidate(self, flavor: Flavor, raw: redis.Redis) -> None:
+        """invalidate removes the entry from L1 and L2; the next call recomputes."""
+        calls: list[Any] = []
+        answer = make(flavor, calls)
+        answer("hi")
+        assert answer.invalidate("hi") is True
+        assert raw.keys("cached:*") == []
+        answer("hi")
+        assert len(calls) == 2
+
+
+def test_single_flight_threads() -> None:
+    """Eight threads missing the same key share one computation."""
+    conn = RedisConnection(url="memory://single-flight-threads")
+    entered, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    @cached(connection=conn)
+    def slow(x: int) -> int:
+        calls.append(x)
+        entered.set()
+        release.wait(10)
+        return x
+
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(slow(7))) for _ in range(8)]
+    threads[0].start()
+    assert entered.wait(10)
+    (flight,) = slow._memo.flights.values()
+    for thread in threads[1:]:
+        thread.start()
+    with flight.cond:  # every follower is waiting on the leader's computation
+        assert flight.cond.wait_for(lambda: flight.waiters == 7, timeout=10)
+    release.set()
+    for thread in threads:
+        thread.join()
+    assert results == [7] * 8
+    assert calls == [7]
+    conn.close_sync()
+
+
+def test_single_flight_tasks_survive_cancelled_leader() -> None:
+    """Tasks share one computation, and cancelling the first caller does not cancel it."""
+    conn = RedisConnection(url="memory://single-flight-tasks")
+    calls: list[int] = []
+
+    async def scenario() -> None:
+        gate = asyncio.Event()
+
+        @cached(connection=conn)
+        async def slow(x: int) -> int:
+            calls.append(x)
+            await gate.wait()
+            return x
+
+        leader = asyncio.create_task(slow(1))
+        await asyncio.sleep(0)
+        followers = [asyncio.create_task(slow(1)) for _ in range(5)]
+        await asyncio.sleep(0)
+        leader.cancel()
+        gate.set()
+        assert await asyncio.gather(*followers) == [1] * 5
+        assert leader.cancelled()
+        await conn.aclose()
+
+    asyncio.run(scenario())
+    assert calls == [1]
