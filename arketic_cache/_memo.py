@@ -198,7 +198,7 @@ class _Memo:
         self, conn: _connection.RedisConnection | None, value: Any, seconds: float
     ) -> tuple[int, float, bytes | None]:
         """TTL, expiry and the envelope to store (None when the value cannot be stored)."""
-        ttl = self.ttl_seconds(conn)
+        ttl = self.ttl_seconds(self._bound)
         expires_at = time.time() + ttl
         if conn is None:
             return ttl, expires_at, None
@@ -278,7 +278,10 @@ class Cached(Generic[P, R]):
         memo = self._memo
         if conn is not None:
             flow = load_entry(l2_key, memo.codec, memo.stats)
-            entry = memo.fresh(conn.sync_driver.run(flow, _FAILED, strict=False))
+            loaded = conn.sync_driver.run(flow, _FAILED, strict=False)
+            if loaded is _FAILED:
+                conn = None  # Redis is failing: one timeout per call at most, no write attempt
+            entry = memo.fresh(loaded)
             if entry is not None:
                 memo.stats.hits += 1
                 memo.remember(call_key, l2_key, entry.value, entry.expires_at)
@@ -399,7 +402,10 @@ class AsyncCached(Generic[P, R]):
         memo = self._memo
         if conn is not None:
             flow = load_entry(l2_key, memo.codec, memo.stats)
-            entry = memo.fresh(await conn.async_driver.run(flow, _FAILED, strict=False))
+            loaded = await conn.async_driver.run(flow, _FAILED, strict=False)
+            if loaded is _FAILED:
+                conn = None  # Redis is failing: one timeout per call at most, no write attempt
+            entry = memo.fresh(loaded)
             if entry is not None:
                 memo.stats.hits += 1
                 memo.remember(call_key, l2_key, entry.value, entry.expires_at)
