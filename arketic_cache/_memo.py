@@ -14,11 +14,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Coroutine
 from typing import Any, Concatenate, Generic, NamedTuple, ParamSpec, Protocol, TypeVar, overload
 
@@ -28,11 +30,13 @@ from ._core._memo import (
     CallKeyer,
     Envelope,
     EnvelopeCodec,
+    claim_lease,
     early_refresh_due,
     invalidate_entry,
     invalidation_message,
     jittered_ttl,
     load_entry,
+    release_lease,
     return_type,
     store_entry,
 )
@@ -52,6 +56,8 @@ S = TypeVar("S")
 
 _KW = object()  # separates positional from keyword arguments in L1 call keys
 _FAILED = object()  # an L2 read that failed (counted as an error, treated as a miss)
+#: Extra wait past a holder's lease before trying to take it over.
+LEASE_GRACE = 0.05
 
 
 class CacheInfo(NamedTuple):
@@ -112,6 +118,8 @@ class _Memo:
         condition: Callable[[Any], bool] | None,
         jitter: float,
         early_refresh: float,
+        lock: bool,
+        lock_ttl: int | None,
         connection: _connection.RedisConnection | None,
     ) -> None:
         if not (l1 or l2):
@@ -124,6 +132,10 @@ class _Memo:
             raise ConfigurationError("early_refresh (XFetch beta) must be >= 0")
         if l1_ttl is not None and l1_ttl <= 0:
             raise ConfigurationError("l1_ttl must be positive")
+        if lock and not l2:
+            raise ConfigurationError("lock=True coordinates processes through Redis: keep l2")
+        if lock_ttl is not None and (type(lock_ttl) is not int or lock_ttl <= 0):
+            raise ConfigurationError("lock_ttl must be a positive int of seconds")
         self.fn = fn
         self.keyer = CallKeyer(fn, namespace=namespace, key=key, exclude=exclude)
         self.skip = 1 if self.keyer.skips_first else 0
@@ -134,6 +146,9 @@ class _Memo:
         self.condition = condition
         self.jitter = jitter
         self.early_refresh = early_refresh
+        self.lock = lock
+        self.lease_ms = 1000 * (lock_ttl or TTL.TEMPORARY_LOCK.seconds)
+        self.lease_waits = 0
         self._connection = connection
         self._bound: _connection.RedisConnection | None = None
         self._prefix = ""
@@ -155,6 +170,8 @@ class _Memo:
             if self.l1 is not None:
                 self.l1.clear()
                 conn.bus.register(self.l1)
+            if self.lock:
+                conn.bus.start()  # lease waiters are woken through it
         return conn
 
     def call_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -208,6 +225,11 @@ class _Memo:
             self.errors += 1
             logger.warning("%s: result not cached in Redis: %s", self.keyer.namespace, exc)
             return ttl, expires_at, None
+
+    max_lease_rounds = 8
+
+    def notice(self, conn: _connection.RedisConnection, l2_key: str) -> str:
+        return invalidation_message(conn.bus.origin, l2_key)
 
     def info(self) -> CacheInfo:
         size = len(self.l1) if self.l1 is not None else 0
@@ -276,28 +298,67 @@ class Cached(Generic[P, R]):
         conn: _connection.RedisConnection | None,
     ) -> R:
         memo = self._memo
+        token = None
         if conn is not None:
             flow = load_entry(l2_key, memo.codec, memo.stats)
             loaded = conn.sync_driver.run(flow, _FAILED, strict=False)
             if loaded is _FAILED:
                 conn = None  # Redis is failing: one timeout per call at most, no write attempt
             entry = memo.fresh(loaded)
+            if entry is None and conn is not None and memo.lock:
+                entry, token = self._lease(conn, l2_key)
             if entry is not None:
                 memo.stats.hits += 1
                 memo.remember(call_key, l2_key, entry.value, entry.expires_at)
                 return entry.value  # type: ignore[no-any-return]
         memo.stats.misses += 1
-        started = time.perf_counter()
-        value = self.__wrapped__(*args, **kwargs)
-        if memo.cacheable(value):
-            ttl, expires_at, data = memo.prepare(conn, value, time.perf_counter() - started)
-            if conn is not None and data is not None:
-                message = invalidation_message(conn.bus.origin, l2_key)
-                store = store_entry(l2_key, data, ttl, conn.bus.channel, message)
-                if not conn.sync_driver.run(store, False, strict=False):
-                    memo.errors += 1
-            memo.remember(call_key, l2_key, value, expires_at)
-        return value
+        try:
+            started = time.perf_counter()
+            value = self.__wrapped__(*args, **kwargs)
+            if memo.cacheable(value):
+                ttl, expires_at, data = memo.prepare(conn, value, time.perf_counter() - started)
+                if conn is not None and data is not None:
+                    message = invalidation_message(conn.bus.origin, l2_key)
+                    store = store_entry(l2_key, data, ttl, conn.bus.channel, message)
+                    if not conn.sync_driver.run(store, False, strict=False):
+                        memo.errors += 1
+                memo.remember(call_key, l2_key, value, expires_at)
+            return value
+        finally:
+            if conn is not None and token is not None:
+                release = release_lease(l2_key, token, conn.bus.channel, memo.notice(conn, l2_key))
+                conn.sync_driver.run(release, False, strict=False)
+
+    def _lease(
+        self, conn: _connection.RedisConnection, l2_key: str
+    ) -> tuple[Envelope | None, str | None]:
+        """Wait for another process's computation, or take the lease: ``(entry, token)``."""
+        memo = self._memo
+        bus = conn.bus
+        if not bus.subscribed.wait(conn.settings.connect_timeout):
+            return None, None  # no listener to be woken by: compute here
+        landed = threading.Event()
+        unwatch = bus.watch(lambda key: landed.set() if key == l2_key else None)
+        try:
+            for _ in range(memo.max_lease_rounds):
+                token = uuid.uuid4().hex
+                flow = claim_lease(l2_key, token, memo.lease_ms, memo.codec, memo.stats)
+                claim = conn.sync_driver.run(flow, None, strict=False)
+                if claim is None:
+                    return None, None
+                if claim.acquired and claim.entry is not None:  # it landed as we claimed
+                    release = release_lease(l2_key, token, bus.channel, memo.notice(conn, l2_key))
+                    conn.sync_driver.run(release, False, strict=False)
+                    return claim.entry, None
+                if claim.acquired or claim.entry is not None:
+                    return claim.entry, token if claim.acquired else None
+                memo.lease_waits += 1
+                # Woken by the holder's announcement; else its lease ran out (it died).
+                landed.wait(claim.lease_ms / 1000 + LEASE_GRACE)
+                landed.clear()
+            return None, None
+        finally:
+            unwatch()
 
     def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
         """Drop the entry for these arguments from L1 and L2, in every process."""
@@ -400,28 +461,75 @@ class AsyncCached(Generic[P, R]):
         conn: _connection.RedisConnection | None,
     ) -> R:
         memo = self._memo
+        token = None
         if conn is not None:
             flow = load_entry(l2_key, memo.codec, memo.stats)
             loaded = await conn.async_driver.run(flow, _FAILED, strict=False)
             if loaded is _FAILED:
                 conn = None  # Redis is failing: one timeout per call at most, no write attempt
             entry = memo.fresh(loaded)
+            if entry is None and conn is not None and memo.lock:
+                entry, token = await self._lease(conn, l2_key)
             if entry is not None:
                 memo.stats.hits += 1
                 memo.remember(call_key, l2_key, entry.value, entry.expires_at)
                 return entry.value  # type: ignore[no-any-return]
         memo.stats.misses += 1
-        started = time.perf_counter()
-        value = await self.__wrapped__(*args, **kwargs)
-        if memo.cacheable(value):
-            ttl, expires_at, data = memo.prepare(conn, value, time.perf_counter() - started)
-            if conn is not None and data is not None:
-                message = invalidation_message(conn.bus.origin, l2_key)
-                store = store_entry(l2_key, data, ttl, conn.bus.channel, message)
-                if not await conn.async_driver.run(store, False, strict=False):
-                    memo.errors += 1
-            memo.remember(call_key, l2_key, value, expires_at)
-        return value
+        try:
+            started = time.perf_counter()
+            value = await self.__wrapped__(*args, **kwargs)
+            if memo.cacheable(value):
+                ttl, expires_at, data = memo.prepare(conn, value, time.perf_counter() - started)
+                if conn is not None and data is not None:
+                    message = invalidation_message(conn.bus.origin, l2_key)
+                    store = store_entry(l2_key, data, ttl, conn.bus.channel, message)
+                    if not await conn.async_driver.run(store, False, strict=False):
+                        memo.errors += 1
+                memo.remember(call_key, l2_key, value, expires_at)
+            return value
+        finally:
+            if conn is not None and token is not None:
+                release = release_lease(l2_key, token, conn.bus.channel, memo.notice(conn, l2_key))
+                await conn.async_driver.run(release, False, strict=False)
+
+    async def _lease(
+        self, conn: _connection.RedisConnection, l2_key: str
+    ) -> tuple[Envelope | None, str | None]:
+        """Wait for another process's computation, or take the lease: ``(entry, token)``."""
+        memo = self._memo
+        bus = conn.bus
+        loop = asyncio.get_running_loop()
+        if not bus.subscribed.is_set() and not await loop.run_in_executor(
+            None, bus.subscribed.wait, conn.settings.connect_timeout
+        ):
+            return None, None
+        landed = asyncio.Event()
+
+        def announced(key: str) -> None:  # runs on the listener thread
+            if key == l2_key:
+                loop.call_soon_threadsafe(landed.set)
+
+        unwatch = bus.watch(announced)
+        try:
+            for _ in range(memo.max_lease_rounds):
+                token = uuid.uuid4().hex
+                flow = claim_lease(l2_key, token, memo.lease_ms, memo.codec, memo.stats)
+                claim = await conn.async_driver.run(flow, None, strict=False)
+                if claim is None:
+                    return None, None
+                if claim.acquired and claim.entry is not None:  # it landed as we claimed
+                    release = release_lease(l2_key, token, bus.channel, memo.notice(conn, l2_key))
+                    await conn.async_driver.run(release, False, strict=False)
+                    return claim.entry, None
+                if claim.acquired or claim.entry is not None:
+                    return claim.entry, token if claim.acquired else None
+                memo.lease_waits += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(landed.wait(), claim.lease_ms / 1000 + LEASE_GRACE)
+                landed.clear()
+            return None, None
+        finally:
+            unwatch()
 
     async def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
         """Drop the entry for these arguments from L1 and L2, in every process."""
@@ -485,6 +593,8 @@ def cached(
     condition: Callable[[Any], bool] | None = None,
     jitter: float = 0.0,
     early_refresh: float = 0.0,
+    lock: bool = False,
+    lock_ttl: int | None = None,
     connection: _connection.RedisConnection | None = None,
 ) -> CachedDecorator:
     """Cache a sync or async function in an in-process L1 over Redis L2.
@@ -503,6 +613,10 @@ def cached(
             do not expire together.
         early_refresh: XFetch beta (0: off; 1: the paper's default): hot entries are recomputed
             shortly before they expire, the more likely the slower they are to compute.
+        lock: on an L2 miss, take a short lease in Redis so that one process computes while
+            the others wait and are woken when the value lands (no polling); if the holder
+            dies, its lease expires and a waiter takes over.
+        lock_ttl: the lease in seconds (default: the "temporary locks" row, 30 s).
         connection: default: the one ``init_redis()`` sets up, resolved at the first call.
 
     Raises:
@@ -526,6 +640,8 @@ def cached(
             condition=condition,
             jitter=jitter,
             early_refresh=early_refresh,
+            lock=lock,
+            lock_ttl=lock_ttl,
             connection=connection,
         )
         wrapper = AsyncCached if inspect.iscoroutinefunction(inner) else Cached

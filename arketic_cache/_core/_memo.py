@@ -17,19 +17,24 @@ from pydantic import BaseModel, ValidationError, create_model
 
 from .._exceptions import ConfigurationError, InvalidInputError, SerializationError
 from .._keys import KeySchema, escape_part, stable_hash
+from .._lua import RELEASE_LEASE
 from ._cache import CacheStats, drop_corrupt
-from ._effects import Batch, Command, Flow
+from ._effects import Batch, Command, Eval, Flow
 
 __all__ = [
     "CallKeyer",
+    "Claim",
     "Envelope",
     "EnvelopeCodec",
+    "claim_lease",
     "early_refresh_due",
     "invalidate_entry",
     "invalidation_message",
     "jittered_ttl",
+    "lease_key",
     "load_entry",
     "parse_invalidation",
+    "release_lease",
     "return_type",
     "store_entry",
 ]
@@ -207,6 +212,46 @@ def store_entry(key: str, data: bytes, ttl: int, channel: str, message: str) -> 
     commands = (Command(("SET", key, data, "EX", ttl)), Command(("PUBLISH", channel, message)))
     replies = yield Batch(commands, transaction=True)
     return bool(replies[0])
+
+
+class Claim(NamedTuple):
+    """The outcome of trying to take the computation lease for a key."""
+
+    acquired: bool
+    lease_ms: int  # how long the current holder's lease still runs
+    entry: Envelope | None  # the value, if it landed meanwhile
+
+
+def lease_key(key: str) -> str:
+    """The lease key of an entry (beside it, and in its cluster slot when the key has a tag)."""
+    return f"{key}:lease"
+
+
+def claim_lease(
+    key: str, token: str, lease_ms: int, codec: EnvelopeCodec, stats: CacheStats
+) -> Flow[Claim]:
+    """Try to take the lease; in the same round trip learn its remaining time and the value."""
+    lease = lease_key(key)
+    replies = yield Batch(
+        (
+            Command(("SET", lease, token, "NX", "PX", lease_ms)),
+            Command(("PTTL", lease)),
+            Command(("GET", key)),
+        )
+    )
+    acquired, remaining, raw = bool(replies[0]), int(replies[1]), replies[2]
+    entry = None
+    if raw is not None:
+        try:
+            entry = codec.decode(raw)
+        except (ValueError, ValidationError):
+            yield from drop_corrupt(key, raw, stats)
+    return Claim(acquired, max(remaining, 0), entry)
+
+
+def release_lease(key: str, token: str, channel: str, message: str) -> Flow[bool]:
+    """Give the lease back (if still ours) and wake the waiters."""
+    return bool((yield Eval(RELEASE_LEASE, (lease_key(key),), (token, channel, message))))
 
 
 def invalidate_entry(key: str, channel: str, message: str) -> Flow[bool]:

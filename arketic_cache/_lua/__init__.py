@@ -6,7 +6,14 @@ import hashlib
 from dataclasses import dataclass
 from importlib.resources import files
 
-__all__ = ["HASH_UPDATE", "INCREMENT_WITH_TTL", "UNLINK_IF_EQUAL", "LuaScript", "load"]
+__all__ = [
+    "HASH_UPDATE",
+    "INCREMENT_WITH_TTL",
+    "RELEASE_LEASE",
+    "UNLINK_IF_EQUAL",
+    "LuaScript",
+    "load",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,4 +33,5 @@ def load(name: str) -> LuaScript:
 
 HASH_UPDATE = load("hash_update")
 INCREMENT_WITH_TTL = load("increment_with_ttl")
+RELEASE_LEASE = load("release_lease")
 UNLINK_IF_EQUAL = load("unlink_if_equal")
