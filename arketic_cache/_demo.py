@@ -12,8 +12,9 @@ from pydantic import BaseModel
 from ._cache import RedisCache
 from ._catalogue import ChatMessagesKey, KBSearchKey, UserPermissionsKey
 from ._collections import ListRepository, SetRepository
-from ._connection import close_redis, init_redis
+from ._connection import RedisConnection, close_redis, init_redis
 from ._keys import HashKey, StringKey, stable_hash
+from ._memo import cached
 from ._repository import HashRepository, StringRepository
 from ._ttl import TTL
 
@@ -76,9 +77,32 @@ async def _cache_demo() -> None:
         _show(field, info[field])
     _show("client counters", info["client"])
     await _repository_demo()
+    await _cached_demo(conn)
     removed = await cache.flush_pattern("*", allow_all=True)
     print(f"\nCleaned up the {removed} demo keys (prefix 'demo:').")
     await close_redis()
+
+
+async def _cached_demo(conn: RedisConnection) -> None:
+    print("\n@cached (L1 in process over Redis L2, one computation per key):")
+    calls: list[str] = []
+
+    @cached(ttl=TTL.AI_RESPONSE, namespace="demo:answer")
+    async def answer(prompt: str, temperature: float = 0.0) -> dict[str, str]:
+        calls.append(prompt)
+        return {"prompt": prompt, "answer": prompt[::-1]}
+
+    first = await asyncio.gather(*(answer("what is redis?") for _ in range(5)))
+    _show("5 concurrent calls on a cold key", f"{len(calls)} computation, {first[0]}")
+    await answer(prompt="what is redis?", temperature=0.0)
+    _show("answer(prompt=..., temperature=0.0): same key", f"{len(calls)} computation")
+    _show("answer.cache_info()", answer.cache_info())
+    _show("answer.invalidate('what is redis?')", await answer.invalidate("what is redis?"))
+    await answer("what is redis?")
+    _show("after invalidate", f"{len(calls)} computations")
+    leftovers = [key async for key in conn.client.scan_iter("cached:demo*")]
+    if leftovers:
+        await conn.client.unlink(*leftovers)
 
 
 class Profile(BaseModel):
