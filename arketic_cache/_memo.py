@@ -120,6 +120,7 @@ class _Memo:
         early_refresh: float,
         lock: bool,
         lock_ttl: int | None,
+        stale_while_revalidate: int,
         connection: _connection.RedisConnection | None,
     ) -> None:
         if not (l1 or l2):
@@ -132,6 +133,8 @@ class _Memo:
             raise ConfigurationError("early_refresh (XFetch beta) must be >= 0")
         if l1_ttl is not None and l1_ttl <= 0:
             raise ConfigurationError("l1_ttl must be positive")
+        if type(stale_while_revalidate) is not int or stale_while_revalidate < 0:
+            raise ConfigurationError("stale_while_revalidate is a number of seconds (>= 0)")
         if lock and not l2:
             raise ConfigurationError("lock=True coordinates processes through Redis: keep l2")
         if lock_ttl is not None and (type(lock_ttl) is not int or lock_ttl <= 0):
@@ -149,6 +152,9 @@ class _Memo:
         self.lock = lock
         self.lease_ms = 1000 * (lock_ttl or TTL.TEMPORARY_LOCK.seconds)
         self.lease_waits = 0
+        self.swr = stale_while_revalidate
+        self.refreshing: set[str] = set()
+        self.background: set[Any] = set()  # running refresh tasks (kept referenced)
         self._connection = connection
         self._bound: _connection.RedisConnection | None = None
         self._prefix = ""
@@ -201,11 +207,29 @@ class _Memo:
         if entry is None:
             return None
         assert isinstance(entry, Envelope)
+        if not self.swr and entry.expires_at <= time.time():
+            return None  # past its time (clock skew between writers): a miss
         if self.early_refresh and early_refresh_due(
             entry, self.early_refresh, time.time(), 1.0 - random.random()
         ):
             return None
         return entry
+
+    def is_stale(self, entry: Envelope) -> bool:
+        """True for an entry kept past its expiry for stale-while-revalidate."""
+        return bool(self.swr) and entry.expires_at <= time.time()
+
+    def claim_refresh(self, l2_key: str) -> bool:
+        """True if this caller should start the background refresh of ``l2_key``."""
+        with self.flights_lock:
+            if l2_key in self.refreshing:
+                return False
+            self.refreshing.add(l2_key)
+            return True
+
+    def refreshed(self, l2_key: str) -> None:
+        with self.flights_lock:
+            self.refreshing.discard(l2_key)
 
     def remember(self, call_key: Any, l2_key: str, value: Any, expires_at: float) -> None:
         if self.l1 is not None and call_key is not None:
@@ -214,17 +238,20 @@ class _Memo:
     def prepare(
         self, conn: _connection.RedisConnection | None, value: Any, seconds: float
     ) -> tuple[int, float, bytes | None]:
-        """TTL, expiry and the envelope to store (None when the value cannot be stored)."""
+        """Redis TTL, expiry and the envelope to store (None when it cannot be stored).
+
+        With stale-while-revalidate the key outlives its expiry by that many seconds.
+        """
         ttl = self.ttl_seconds(self._bound)
         expires_at = time.time() + ttl
         if conn is None:
             return ttl, expires_at, None
         try:
-            return ttl, expires_at, self.codec.encode(value, expires_at, seconds)
+            return ttl + self.swr, expires_at, self.codec.encode(value, expires_at, seconds)
         except SerializationError as exc:
             self.errors += 1
             logger.warning("%s: result not cached in Redis: %s", self.keyer.namespace, exc)
-            return ttl, expires_at, None
+            return ttl + self.swr, expires_at, None
 
     max_lease_rounds = 8
 
@@ -309,25 +336,61 @@ class Cached(Generic[P, R]):
                 entry, token = self._lease(conn, l2_key)
             if entry is not None:
                 memo.stats.hits += 1
-                memo.remember(call_key, l2_key, entry.value, entry.expires_at)
+                if memo.is_stale(entry):
+                    if memo.claim_refresh(l2_key):
+                        worker = threading.Thread(
+                            target=self._refresh,
+                            args=(args, kwargs, call_key, l2_key, conn),
+                            daemon=True,
+                        )
+                        memo.background.add(worker)
+                        worker.start()
+                else:
+                    memo.remember(call_key, l2_key, entry.value, entry.expires_at)
                 return entry.value  # type: ignore[no-any-return]
         memo.stats.misses += 1
         try:
-            started = time.perf_counter()
-            value = self.__wrapped__(*args, **kwargs)
-            if memo.cacheable(value):
-                ttl, expires_at, data = memo.prepare(conn, value, time.perf_counter() - started)
-                if conn is not None and data is not None:
-                    message = invalidation_message(conn.bus.origin, l2_key)
-                    store = store_entry(l2_key, data, ttl, conn.bus.channel, message)
-                    if not conn.sync_driver.run(store, False, strict=False):
-                        memo.errors += 1
-                memo.remember(call_key, l2_key, value, expires_at)
-            return value
+            return self._compute(args, kwargs, call_key, l2_key, conn)
         finally:
             if conn is not None and token is not None:
                 release = release_lease(l2_key, token, conn.bus.channel, memo.notice(conn, l2_key))
                 conn.sync_driver.run(release, False, strict=False)
+
+    def _compute(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        call_key: Any,
+        l2_key: str,
+        conn: _connection.RedisConnection | None,
+    ) -> R:
+        memo = self._memo
+        started = time.perf_counter()
+        value = self.__wrapped__(*args, **kwargs)
+        if memo.cacheable(value):
+            ttl, expires_at, data = memo.prepare(conn, value, time.perf_counter() - started)
+            if conn is not None and data is not None:
+                store = store_entry(l2_key, data, ttl, conn.bus.channel, memo.notice(conn, l2_key))
+                if not conn.sync_driver.run(store, False, strict=False):
+                    memo.errors += 1
+            memo.remember(call_key, l2_key, value, expires_at)
+        return value
+
+    def _refresh(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        call_key: Any,
+        l2_key: str,
+        conn: _connection.RedisConnection | None,
+    ) -> None:
+        try:
+            self._compute(args, kwargs, call_key, l2_key, conn)
+        except Exception:
+            logger.exception("%s: background refresh failed", self._memo.keyer.namespace)
+        finally:
+            self._memo.refreshed(l2_key)
+            self._memo.background.discard(threading.current_thread())
 
     def _lease(
         self, conn: _connection.RedisConnection, l2_key: str
@@ -472,25 +535,58 @@ class AsyncCached(Generic[P, R]):
                 entry, token = await self._lease(conn, l2_key)
             if entry is not None:
                 memo.stats.hits += 1
-                memo.remember(call_key, l2_key, entry.value, entry.expires_at)
+                if memo.is_stale(entry):
+                    if memo.claim_refresh(l2_key):
+                        task = asyncio.get_running_loop().create_task(
+                            self._refresh(args, kwargs, call_key, l2_key, conn)
+                        )
+                        memo.background.add(task)
+                        task.add_done_callback(memo.background.discard)
+                else:
+                    memo.remember(call_key, l2_key, entry.value, entry.expires_at)
                 return entry.value  # type: ignore[no-any-return]
         memo.stats.misses += 1
         try:
-            started = time.perf_counter()
-            value = await self.__wrapped__(*args, **kwargs)
-            if memo.cacheable(value):
-                ttl, expires_at, data = memo.prepare(conn, value, time.perf_counter() - started)
-                if conn is not None and data is not None:
-                    message = invalidation_message(conn.bus.origin, l2_key)
-                    store = store_entry(l2_key, data, ttl, conn.bus.channel, message)
-                    if not await conn.async_driver.run(store, False, strict=False):
-                        memo.errors += 1
-                memo.remember(call_key, l2_key, value, expires_at)
-            return value
+            return await self._compute(args, kwargs, call_key, l2_key, conn)
         finally:
             if conn is not None and token is not None:
                 release = release_lease(l2_key, token, conn.bus.channel, memo.notice(conn, l2_key))
                 await conn.async_driver.run(release, False, strict=False)
+
+    async def _compute(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        call_key: Any,
+        l2_key: str,
+        conn: _connection.RedisConnection | None,
+    ) -> R:
+        memo = self._memo
+        started = time.perf_counter()
+        value = await self.__wrapped__(*args, **kwargs)
+        if memo.cacheable(value):
+            ttl, expires_at, data = memo.prepare(conn, value, time.perf_counter() - started)
+            if conn is not None and data is not None:
+                store = store_entry(l2_key, data, ttl, conn.bus.channel, memo.notice(conn, l2_key))
+                if not await conn.async_driver.run(store, False, strict=False):
+                    memo.errors += 1
+            memo.remember(call_key, l2_key, value, expires_at)
+        return value
+
+    async def _refresh(
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        call_key: Any,
+        l2_key: str,
+        conn: _connection.RedisConnection | None,
+    ) -> None:
+        try:
+            await self._compute(args, kwargs, call_key, l2_key, conn)
+        except Exception:
+            logger.exception("%s: background refresh failed", self._memo.keyer.namespace)
+        finally:
+            self._memo.refreshed(l2_key)
 
     async def _lease(
         self, conn: _connection.RedisConnection, l2_key: str
@@ -595,6 +691,7 @@ def cached(
     early_refresh: float = 0.0,
     lock: bool = False,
     lock_ttl: int | None = None,
+    stale_while_revalidate: int = 0,
     connection: _connection.RedisConnection | None = None,
 ) -> CachedDecorator:
     """Cache a sync or async function in an in-process L1 over Redis L2.
@@ -617,6 +714,8 @@ def cached(
             the others wait and are woken when the value lands (no polling); if the holder
             dies, its lease expires and a waiter takes over.
         lock_ttl: the lease in seconds (default: the "temporary locks" row, 30 s).
+        stale_while_revalidate: keep entries this many seconds past their TTL; a call in
+            that time gets the stale value at once while one background refresh runs.
         connection: default: the one ``init_redis()`` sets up, resolved at the first call.
 
     Raises:
@@ -642,6 +741,7 @@ def cached(
             early_refresh=early_refresh,
             lock=lock,
             lock_ttl=lock_ttl,
+            stale_while_revalidate=stale_while_revalidate,
             connection=connection,
         )
         wrapper = AsyncCached if inspect.iscoroutinefunction(inner) else Cached

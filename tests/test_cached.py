@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+import time
 from typing import Any
 
 import pydantic
+import pytest
 import redis
 
 from arketic_cache import RedisConnection, cached
@@ -130,3 +133,50 @@ def test_single_flight_tasks_survive_cancelled_leader() -> None:
 
     asyncio.run(scenario())
     assert calls == [1]
+
+
+@pytest.mark.parametrize("flavor_name", ["sync", "async"])
+def test_stale_while_revalidate(flavor_name: str) -> None:
+    """A stale entry is served at once while one background refresh replaces it."""
+    conn = RedisConnection(url=f"memory://swr-{flavor_name}")
+    calls: list[int] = []
+
+    if flavor_name == "sync":
+
+        @cached(ttl=60, stale_while_revalidate=30, connection=conn)
+        def value(x: int) -> int:
+            calls.append(x)
+            return x * 2
+
+        memo = value._memo
+    else:
+
+        @cached(ttl=60, stale_while_revalidate=30, connection=conn)
+        async def avalue(x: int) -> int:
+            calls.append(x)
+            return x * 2
+
+        memo = avalue._memo
+    key = memo.keyer((5,), {})
+    stale = {"v": 999, "x": time.time() - 1, "d": 0.01}  # expired a second ago, kept for SWR
+    conn.sync_client.set(key, json.dumps(stale), ex=30)
+
+    async def in_async() -> tuple[int, int]:
+        first = await avalue(5)
+        await asyncio.gather(*memo.background)
+        return first, await avalue(5)
+
+    if flavor_name == "sync":
+        first = value(5)
+        for worker in list(memo.background):
+            worker.join(10)
+        second = value(5)
+    else:
+        first, second = asyncio.run(in_async())
+    assert first == 999  # the stale value, without waiting for the computation
+    assert second == 10  # the refreshed one
+    assert calls == [5]
+    fresh = json.loads(conn.sync_client.get(key) or "{}")
+    assert fresh["v"] == 10
+    assert 80 <= conn.sync_client.ttl(key) <= 90  # 60 s TTL + 30 s of staleness allowed
+    conn.close_sync()
