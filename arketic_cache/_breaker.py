@@ -1,14 +1,17 @@
 """A circuit breaker shared by a connection's sync and async drivers.
 
-Closed: calls go to Redis. After ``threshold`` consecutive transport failures it opens: calls
-skip Redis for ``cooldown`` seconds. Then one call is let through as a probe (half-open);
-success closes the breaker, failure re-opens it for another cool-down. A probe that never
-reports back (a cancelled task) cannot wedge it: the next probe is due one cool-down later.
+Closed: calls go to Redis. After ``threshold`` transport failures within ``window`` seconds it
+opens: calls skip Redis for ``cooldown`` seconds. Successes in between do not hide failures, so
+a server that answers reads but times out on writes still trips it. Then one call is let
+through as a probe (half-open); success closes the breaker, failure re-opens it for another
+cool-down. A probe that never reports back (a cancelled task) cannot wedge it: the next probe
+is due one cool-down later.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Literal
 
@@ -18,20 +21,22 @@ BreakerState = Literal["closed", "open", "half-open"]
 
 
 class CircuitBreaker:
-    """Count consecutive transport failures and decide whether Redis may be called."""
+    """Count recent transport failures and decide whether Redis may be called."""
 
-    __slots__ = ("_clock", "_failures", "_retry_at", "cooldown", "threshold")
+    __slots__ = ("_clock", "_failures", "_retry_at", "cooldown", "threshold", "window")
 
     def __init__(
         self,
         threshold: int = 3,
         cooldown: float = 2.0,
         clock: Callable[[], float] | None = None,
+        window: float = 10.0,
     ) -> None:
         self.threshold = threshold
         self.cooldown = cooldown
+        self.window = window
         self._clock = clock or time.monotonic
-        self._failures = 0
+        self._failures: deque[float] = deque(maxlen=threshold)
         self._retry_at = 0.0  # 0.0 while closed
 
     @property
@@ -57,14 +62,18 @@ class CircuitBreaker:
         return True
 
     def record_success(self) -> None:
-        """Close the breaker."""
-        self._failures = 0
-        self._retry_at = 0.0
+        """Close the breaker after a successful probe; in the closed state, change nothing."""
+        if self._retry_at != 0.0:
+            self._retry_at = 0.0
+            self._failures.clear()
 
     def record_failure(self) -> bool:
         """Count a transport failure; return True if the breaker opened (or re-opened)."""
-        self._failures += 1
-        if self._retry_at != 0.0 or self._failures >= self.threshold:
-            self._retry_at = self._clock() + self.cooldown
+        now = self._clock()
+        failures = self._failures
+        failures.append(now)
+        recent = len(failures) == self.threshold and now - failures[0] <= self.window
+        if self._retry_at != 0.0 or recent:
+            self._retry_at = now + self.cooldown
             return True
         return False

@@ -126,11 +126,14 @@ class InvalidationBus:
                         self._deliver(parsed[1])
             except REDIS_ERRORS as exc:
                 if self.subscribed.is_set():
+                    # Invalidations may be missed from now on: drop what L1 holds, once. While
+                    # Redis stays away L1 keeps serving what is computed meanwhile; it is
+                    # flushed again when the listener is back.
                     logger.warning(
                         "invalidation listener lost Redis (%s); L1 flushed", type(exc).__name__
                     )
-                self.subscribed.clear()
-                self.flush()
+                    self.subscribed.clear()
+                    self.flush()
                 self._stop.wait(delay)
                 delay = min(delay * 2, 2.0)
             finally:

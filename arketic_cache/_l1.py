@@ -44,6 +44,21 @@ class L1Store:
             if len(self._index) > 2 * self.maxsize:
                 self._reindex()
 
+    def find(self, l2_key: str) -> tuple[Any, float, str] | None:
+        """A live entry stored for ``l2_key`` under any call shape, or None."""
+        with self.lock:
+            for call_key in self._index.get(l2_key, ()):
+                entry = self.cache.get(call_key)
+                if entry is not None:
+                    return entry
+            return None
+
+    def alias(self, call_key: Any, l2_key: str, entry: tuple[Any, float, str]) -> None:
+        """Store ``entry`` under another call shape too (same value, same deadline)."""
+        with self.lock:
+            self.cache[call_key] = entry
+            self._index.setdefault(l2_key, set()).add(call_key)
+
     def drop(self, l2_key: str) -> int:
         """Forget every call shape stored for ``l2_key``; return how many were held."""
         with self.lock:

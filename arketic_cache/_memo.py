@@ -142,6 +142,12 @@ class _Memo:
         self.fn = fn
         self.keyer = CallKeyer(fn, namespace=namespace, key=key, exclude=exclude)
         self.skip = 1 if self.keyer.skips_first else 0
+        # Argument tuples identify L1 entries only when every argument is part of the key; a
+        # key function may read anything (self included), and excluded parameters must not
+        # split or pin L1 entries: those calls find L1 entries by their L2 key instead.
+        self.fast_keys = not exclude and (key is None or isinstance(key, type))
+        if ttl is None and isinstance(key, type) and issubclass(key, KeySchema):
+            ttl = key.ttl
         self.ttl = ttl
         self.l1 = L1Store(l1_maxsize, l1_ttl or float("inf")) if l1 else None
         self.l2 = l2
@@ -181,8 +187,12 @@ class _Memo:
         return conn
 
     def call_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The L1 key of a call: its arguments with their types (1, 1.0 and True differ)."""
         positional = args[self.skip :]
-        return (*positional, _KW, *kwargs.items()) if kwargs else positional
+        if kwargs:
+            values = kwargs.values()
+            return (*positional, _KW, *kwargs.items(), *map(type, positional), *map(type, values))
+        return (*positional, *map(type, positional))
 
     def l2_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         return self._prefix + self.keyer(args, kwargs)
@@ -232,8 +242,21 @@ class _Memo:
             self.refreshing.discard(l2_key)
 
     def remember(self, call_key: Any, l2_key: str, value: Any, expires_at: float) -> None:
-        if self.l1 is not None and call_key is not None:
-            self.l1.put(call_key, l2_key, value, expires_at - time.time())
+        if self.l1 is not None:
+            key = l2_key if call_key is None else call_key
+            self.l1.put(key, l2_key, value, expires_at - time.time())
+
+    def recall(self, call_key: Any, l2_key: str) -> tuple[bool, Any]:
+        """An L1 entry stored for ``l2_key`` under any call shape (kept for this one too)."""
+        if self.l1 is None:
+            return False, None
+        found = self.l1.find(l2_key)
+        if found is None:
+            return False, None
+        self.l1_hits += 1
+        if call_key is not None:
+            self.l1.alias(call_key, l2_key, found)
+        return True, found[0]
 
     def prepare(
         self, conn: _connection.RedisConnection | None, value: Any, seconds: float
@@ -260,7 +283,8 @@ class _Memo:
 
     def info(self) -> CacheInfo:
         size = len(self.l1) if self.l1 is not None else 0
-        return CacheInfo(self.l1_hits, self.stats.hits, self.stats.misses, self.errors, size)
+        errors = self.errors + self.stats.decode_errors  # failures and unreadable entries
+        return CacheInfo(self.l1_hits, self.stats.hits, self.stats.misses, errors, size)
 
     def forget_local(self, l2_key: str) -> int:
         return self.l1.drop(l2_key) if self.l1 is not None else 0
@@ -281,7 +305,7 @@ class Cached(Generic[P, R]):
         memo = self._memo
         store = memo.l1
         call_key = None
-        if store is not None:
+        if store is not None and memo.fast_keys:
             call_key = memo.call_key(args, kwargs)
             try:
                 with store.lock:
@@ -298,6 +322,9 @@ class Cached(Generic[P, R]):
         memo = self._memo
         conn = memo.bind() if memo.l2 else None
         l2_key = memo.l2_key(args, kwargs)
+        found, value = memo.recall(call_key, l2_key)
+        if found:
+            return value  # type: ignore[no-any-return]
         with memo.flights_lock:
             flight = memo.flights.get(l2_key)
             leader = flight is None
@@ -489,7 +516,7 @@ class AsyncCached(Generic[P, R]):
         memo = self._memo
         store = memo.l1
         call_key = None
-        if store is not None:
+        if store is not None and memo.fast_keys:
             call_key = memo.call_key(args, kwargs)
             try:
                 with store.lock:
@@ -506,6 +533,9 @@ class AsyncCached(Generic[P, R]):
         memo = self._memo
         conn = memo.bind() if memo.l2 else None
         l2_key = memo.l2_key(args, kwargs)
+        found, value = memo.recall(call_key, l2_key)
+        if found:
+            return value  # type: ignore[no-any-return]
         loop = asyncio.get_running_loop()
         task = memo.tasks.get(l2_key)
         if task is None or task.done() or task.get_loop() is not loop:

@@ -47,11 +47,20 @@ class TestStateMachine:
         assert breaker.state == "open"
         assert not breaker.allow()
 
-    def test_success_resets_the_count(self) -> None:
-        """Only consecutive failures count."""
-        breaker = CircuitBreaker(threshold=2, cooldown=5, clock=Clock())
+    def test_successes_do_not_hide_failures(self) -> None:
+        """Failures within the window count even with successes between them."""
+        breaker = CircuitBreaker(threshold=2, cooldown=5, clock=Clock(), window=10)
         breaker.record_failure()
         breaker.record_success()
+        assert breaker.record_failure()
+        assert breaker.state == "open"
+
+    def test_old_failures_expire(self) -> None:
+        """Failures further apart than the window do not add up."""
+        clock = Clock()
+        breaker = CircuitBreaker(threshold=2, cooldown=5, clock=clock, window=10)
+        breaker.record_failure()
+        clock.now += 10.5
         assert not breaker.record_failure()
         assert breaker.is_closed
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, cast, get_type_hints
 
 from pydantic import BaseModel, ValidationError, create_model
 
-from .._exceptions import ConfigurationError, InvalidInputError, SerializationError
+from .._exceptions import BackendError, ConfigurationError, InvalidInputError, SerializationError
 from .._keys import KeySchema, escape_part, stable_hash
 from .._lua import RELEASE_LEASE
 from ._cache import CacheStats, drop_corrupt
@@ -197,7 +197,10 @@ def parse_invalidation(message: str) -> tuple[str, str] | None:
 
 def load_entry(key: str, codec: EnvelopeCodec, stats: CacheStats) -> Flow[Envelope | None]:
     """Read an entry; an undecodable one is dropped (if unchanged) and is a miss."""
-    raw = yield Command(("GET", key))
+    raw = yield Command(("GET", key), errors_as_reply=True)
+    if isinstance(raw, BackendError):
+        stats.decode_errors += 1  # e.g. WRONGTYPE: a miss, and the next write replaces the key
+        return None
     if raw is None:
         return None
     try:
