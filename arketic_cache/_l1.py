@@ -22,7 +22,7 @@ def _expires(_key: Any, entry: tuple[Any, float, str], _now: float) -> float:
 class L1Store:
     """Thread-safe L1 entries ``call key -> (value, monotonic deadline, L2 key)``."""
 
-    __slots__ = ("__weakref__", "_index", "cache", "lock", "maxsize", "ttl")
+    __slots__ = ("__weakref__", "_index", "cache", "lock", "maxsize", "ttl", "version")
 
     def __init__(self, maxsize: int, ttl: float) -> None:
         self.maxsize = maxsize
@@ -32,36 +32,48 @@ class L1Store:
         )
         self.lock = threading.Lock()
         self._index: dict[str, set[Any]] = {}
+        # Bumped by every drop and clear: a value read from Redis before an invalidation
+        # arrived must not enter L1 after it (nothing would ever announce it again).
+        self.version = 0
 
-    def put(self, call_key: Any, l2_key: str, value: Any, lifetime: float) -> None:
-        """Keep ``value`` for at most ``min(ttl, lifetime)`` seconds."""
+    def put(
+        self, call_key: Any, l2_key: str, value: Any, lifetime: float, seen: int | None = None
+    ) -> None:
+        """Keep ``value`` for at most ``min(ttl, lifetime)`` seconds.
+
+        ``seen`` is ``version`` from before the value was read: if anything was invalidated
+        since, the value is not kept.
+        """
         life = min(self.ttl, lifetime)
         if life <= 0:
             return
         with self.lock:
+            if seen is not None and seen != self.version:
+                return
             self.cache[call_key] = (value, time.monotonic() + life, l2_key)
             self._index.setdefault(l2_key, set()).add(call_key)
             if len(self._index) > 2 * self.maxsize:
                 self._reindex()
 
-    def find(self, l2_key: str) -> tuple[Any, float, str] | None:
-        """A live entry stored for ``l2_key`` under any call shape, or None."""
+    def recall(self, l2_key: str, call_key: Any) -> tuple[Any, float, str] | None:
+        """A live entry stored for ``l2_key`` under any call shape, kept under ``call_key`` too.
+
+        One critical section: an invalidation cannot slip between finding and re-keying.
+        """
         with self.lock:
-            for call_key in self._index.get(l2_key, ()):
-                entry = self.cache.get(call_key)
+            for known in self._index.get(l2_key, ()):
+                entry = self.cache.get(known)
                 if entry is not None:
+                    if call_key is not None:
+                        self.cache[call_key] = entry
+                        self._index[l2_key].add(call_key)
                     return entry
             return None
-
-    def alias(self, call_key: Any, l2_key: str, entry: tuple[Any, float, str]) -> None:
-        """Store ``entry`` under another call shape too (same value, same deadline)."""
-        with self.lock:
-            self.cache[call_key] = entry
-            self._index.setdefault(l2_key, set()).add(call_key)
 
     def drop(self, l2_key: str) -> int:
         """Forget every call shape stored for ``l2_key``; return how many were held."""
         with self.lock:
+            self.version += 1
             dropped = 0
             for call_key in self._index.pop(l2_key, ()):
                 dropped += self.cache.pop(call_key, None) is not None
@@ -70,6 +82,7 @@ class L1Store:
     def clear(self) -> None:
         """Forget everything."""
         with self.lock:
+            self.version += 1
             self.cache.clear()
             self._index.clear()
 

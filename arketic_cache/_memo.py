@@ -241,21 +241,25 @@ class _Memo:
         with self.flights_lock:
             self.refreshing.discard(l2_key)
 
-    def remember(self, call_key: Any, l2_key: str, value: Any, expires_at: float) -> None:
+    def seen(self) -> int:
+        """The L1 version before a read: ``remember`` skips values overtaken meanwhile."""
+        return self.l1.version if self.l1 is not None else 0
+
+    def remember(
+        self, call_key: Any, l2_key: str, value: Any, expires_at: float, seen: int
+    ) -> None:
         if self.l1 is not None:
             key = l2_key if call_key is None else call_key
-            self.l1.put(key, l2_key, value, expires_at - time.time())
+            self.l1.put(key, l2_key, value, expires_at - time.time(), seen)
 
     def recall(self, call_key: Any, l2_key: str) -> tuple[bool, Any]:
         """An L1 entry stored for ``l2_key`` under any call shape (kept for this one too)."""
         if self.l1 is None:
             return False, None
-        found = self.l1.find(l2_key)
+        found = self.l1.recall(l2_key, call_key)
         if found is None:
             return False, None
         self.l1_hits += 1
-        if call_key is not None:
-            self.l1.alias(call_key, l2_key, found)
         return True, found[0]
 
     def prepare(
@@ -353,6 +357,7 @@ class Cached(Generic[P, R]):
     ) -> R:
         memo = self._memo
         token = None
+        seen = memo.seen()
         if conn is not None:
             flow = load_entry(l2_key, memo.codec, memo.stats)
             loaded = conn.sync_driver.run(flow, _FAILED, strict=False)
@@ -373,11 +378,11 @@ class Cached(Generic[P, R]):
                         memo.background.add(worker)
                         worker.start()
                 else:
-                    memo.remember(call_key, l2_key, entry.value, entry.expires_at)
+                    memo.remember(call_key, l2_key, entry.value, entry.expires_at, seen)
                 return entry.value  # type: ignore[no-any-return]
         memo.stats.misses += 1
         try:
-            return self._compute(args, kwargs, call_key, l2_key, conn)
+            return self._compute(args, kwargs, call_key, l2_key, conn, seen)
         finally:
             if conn is not None and token is not None:
                 release = release_lease(l2_key, token, conn.bus.channel, memo.notice(conn, l2_key))
@@ -390,6 +395,7 @@ class Cached(Generic[P, R]):
         call_key: Any,
         l2_key: str,
         conn: _connection.RedisConnection | None,
+        seen: int,
     ) -> R:
         memo = self._memo
         started = time.perf_counter()
@@ -400,7 +406,7 @@ class Cached(Generic[P, R]):
                 store = store_entry(l2_key, data, ttl, conn.bus.channel, memo.notice(conn, l2_key))
                 if not conn.sync_driver.run(store, False, strict=False):
                     memo.errors += 1
-            memo.remember(call_key, l2_key, value, expires_at)
+            memo.remember(call_key, l2_key, value, expires_at, seen)
         return value
 
     def _refresh(
@@ -412,7 +418,7 @@ class Cached(Generic[P, R]):
         conn: _connection.RedisConnection | None,
     ) -> None:
         try:
-            self._compute(args, kwargs, call_key, l2_key, conn)
+            self._compute(args, kwargs, call_key, l2_key, conn, self._memo.seen())
         except Exception:
             logger.exception("%s: background refresh failed", self._memo.keyer.namespace)
         finally:
@@ -555,6 +561,7 @@ class AsyncCached(Generic[P, R]):
     ) -> R:
         memo = self._memo
         token = None
+        seen = memo.seen()
         if conn is not None:
             flow = load_entry(l2_key, memo.codec, memo.stats)
             loaded = await conn.async_driver.run(flow, _FAILED, strict=False)
@@ -573,11 +580,11 @@ class AsyncCached(Generic[P, R]):
                         memo.background.add(task)
                         task.add_done_callback(memo.background.discard)
                 else:
-                    memo.remember(call_key, l2_key, entry.value, entry.expires_at)
+                    memo.remember(call_key, l2_key, entry.value, entry.expires_at, seen)
                 return entry.value  # type: ignore[no-any-return]
         memo.stats.misses += 1
         try:
-            return await self._compute(args, kwargs, call_key, l2_key, conn)
+            return await self._compute(args, kwargs, call_key, l2_key, conn, seen)
         finally:
             if conn is not None and token is not None:
                 release = release_lease(l2_key, token, conn.bus.channel, memo.notice(conn, l2_key))
@@ -590,6 +597,7 @@ class AsyncCached(Generic[P, R]):
         call_key: Any,
         l2_key: str,
         conn: _connection.RedisConnection | None,
+        seen: int,
     ) -> R:
         memo = self._memo
         started = time.perf_counter()
@@ -600,7 +608,7 @@ class AsyncCached(Generic[P, R]):
                 store = store_entry(l2_key, data, ttl, conn.bus.channel, memo.notice(conn, l2_key))
                 if not await conn.async_driver.run(store, False, strict=False):
                     memo.errors += 1
-            memo.remember(call_key, l2_key, value, expires_at)
+            memo.remember(call_key, l2_key, value, expires_at, seen)
         return value
 
     async def _refresh(
@@ -612,7 +620,7 @@ class AsyncCached(Generic[P, R]):
         conn: _connection.RedisConnection | None,
     ) -> None:
         try:
-            await self._compute(args, kwargs, call_key, l2_key, conn)
+            await self._compute(args, kwargs, call_key, l2_key, conn, self._memo.seen())
         except Exception:
             logger.exception("%s: background refresh failed", self._memo.keyer.namespace)
         finally:

@@ -22,6 +22,7 @@ import redis
 from arketic_cache.testing import RedisServer, find_redis_server
 
 from .cache_bench import Sizes, cache_benchmarks, one_kb_value
+from .cached_bench import cached_benchmarks
 from .peers import peer_contenders
 from .report import markdown, write_json
 from .repository_bench import repository_benchmarks
@@ -29,8 +30,14 @@ from .timing import Outcome, measure
 
 # Short batches, many rounds: the paired batches of a round run milliseconds apart, so a burst
 # of noise on this small shared machine hits the floor and its contenders alike.
-FULL = (41, Sizes(get_calls=200, many_calls=3, breaker_calls=5_000, repository_calls=200))
-QUICK = (3, Sizes(get_calls=100, many_calls=3, breaker_calls=2_000, repository_calls=100))
+FULL = (
+    41,
+    Sizes(get_calls=200, many_calls=3, breaker_calls=5_000, repository_calls=200, l1_calls=2_000),
+)
+QUICK = (
+    3,
+    Sizes(get_calls=100, many_calls=3, breaker_calls=2_000, repository_calls=100, l1_calls=1_000),
+)
 
 
 def _positive(text: str) -> int:
@@ -60,13 +67,17 @@ async def _run(
         peers, notes = await peer_contenders(server, one_kb_value(), stack)
         benchmarks = await cache_benchmarks(server.url, sizes, stack, peers)
         benchmarks += await repository_benchmarks(server.url, sizes.repository_calls, stack)
+        memo_benchmarks, memo_notes = await cached_benchmarks(server, sizes, stack)
+        benchmarks += memo_benchmarks
+        notes += memo_notes
         started = time.perf_counter()
         outcomes = await measure(benchmarks, rounds)
         elapsed = time.perf_counter() - started
     meta = {
         "rounds": rounds,
         "calls per batch": f"get {sizes.get_calls}, get_many {sizes.many_calls}, "
-        f"breaker-open {sizes.breaker_calls}, repository {sizes.repository_calls}",
+        f"breaker-open {sizes.breaker_calls}, repository {sizes.repository_calls}, "
+        f"@cached L1 hit {sizes.l1_calls}, @cached L2 hit and invalidate {sizes.get_calls}",
         "timed": f"{elapsed:.1f} s",
         "python": platform.python_version(),
         "redis-py": version("redis"),

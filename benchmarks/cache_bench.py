@@ -34,12 +34,16 @@ BREAKER_COOLDOWN = 3600.0
 
 @dataclass(frozen=True, slots=True)
 class Sizes:
-    """Calls per batch for each benchmark, and how many keys ``get_many`` reads."""
+    """Calls per batch for each benchmark, and how many keys ``get_many`` reads.
+
+    ``@cached`` rows use ``get_calls`` for L2 hits and invalidations, ``l1_calls`` for L1 hits.
+    """
 
     get_calls: int
     many_calls: int
     breaker_calls: int
     repository_calls: int
+    l1_calls: int = 2_000
     many_keys: int = 1000
 
 

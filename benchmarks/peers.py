@@ -55,7 +55,7 @@ async def _aiocache(server: RedisServer, value: Any, stack: AsyncExitStack) -> C
 async def _checked(name: str, get: Callable[[], Awaitable[Any]], value: Any) -> Contender:
     if await get() != value:
         raise RuntimeError("read back a different value")
-    return Contender(name, async_batch(get), "info")
+    return Contender(name, async_batch(get), "peer")
 
 
 async def peer_contenders(

@@ -16,6 +16,8 @@ def _target_cell(outcome: Outcome) -> str:
     role, target = outcome.contender.role, outcome.benchmark.target
     if role == "floor":
         return "floor"
+    if role == "peer":
+        return "(peer)"
     if role == "info" or target is None:
         return "(info)"
     return f"{target.describe()} {'ok' if outcome.meets_target else 'MISSED'}"
@@ -28,8 +30,34 @@ def _ratio_cell(outcome: Outcome) -> str:
     return "-" if ratio is None else f"{ratio:.2f}x"
 
 
+def _peer_verdict(outcomes: Sequence[Outcome]) -> str | None:
+    """Is every checked row faster (median) than every peer row of its benchmark?"""
+    by_benchmark: dict[int, list[Outcome]] = {}
+    for outcome in outcomes:
+        by_benchmark.setdefault(id(outcome.benchmark), []).append(outcome)
+    pairs = missed = 0
+    lost: list[str] = []
+    for group in by_benchmark.values():
+        ours = [o for o in group if o.contender.role == "checked"]
+        peers = [o for o in group if o.contender.role == "peer"]
+        for mine in ours:
+            for peer in peers:
+                pairs += 1
+                if mine.median_us >= peer.median_us:
+                    missed += 1
+                    lost.append(
+                        f"{mine.benchmark.name}: {mine.contender.name} {mine.median_us:.2f} µs "
+                        f"vs {peer.contender.name} {peer.median_us:.2f} µs"
+                    )
+    if not pairs:
+        return None
+    if not lost:
+        return f"- ahead of every peer: HOLDS for all {pairs} comparisons"
+    return f"- ahead of every peer: MISSED in {missed} of {pairs} comparisons ({'; '.join(lost)})"
+
+
 def verdicts(outcomes: Sequence[Outcome]) -> list[str]:
-    """One line per kind of target: does it hold for every checked row?"""
+    """One line per kind of target (does it hold for every checked row?), and one for peers."""
     groups: dict[str, list[Outcome]] = {}
     for outcome in outcomes:
         target = outcome.benchmark.target
@@ -43,6 +71,9 @@ def verdicts(outcomes: Sequence[Outcome]) -> list[str]:
         else:
             names = ", ".join(f"{o.benchmark.name} / {o.contender.name}" for o in missed)
             lines.append(f"- {label}: MISSED by {len(missed)} of {len(group)} rows ({names})")
+    peer_line = _peer_verdict(outcomes)
+    if peer_line is not None:
+        lines.append(peer_line)
     return lines
 
 

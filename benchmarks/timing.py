@@ -30,8 +30,9 @@ __all__ = [
 BatchRunner = Callable[[int], Awaitable[int]]
 
 #: ``floor`` is what the others are divided by; ``checked`` rows must meet the target;
-#: ``info`` rows are shown for context only (peers, diagnostics).
-Role = Literal["floor", "checked", "info"]
+#: ``peer`` rows are other libraries, which every checked row should beat; ``info`` rows are
+#: shown for context only (diagnostics).
+Role = Literal["floor", "checked", "peer", "info"]
 
 
 def sync_batch(call: Callable[[], object]) -> BatchRunner:

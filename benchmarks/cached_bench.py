@@ -1,0 +1,220 @@
+"""``@cached``: L1 hits, L2 hits and invalidations against their floors and the peers' decorators.
+
+Every contender decorates the same kind of function (``user_id -> 1 KB dict``) and is called
+on the same key set (``IDS``, cycled), so key building is part of what is timed. Rows:
+
+- L1 hit: ``@cached`` (L1 over L2) against ``cachetools.cached(TTLCache, lock=Lock())``, the
+  floor of both the sync and the async row (an async call costs more by itself);
+- L2 hit, 1 KB: ``@cached(l1=False)`` against redis-py ``json.loads(r.get(k))``;
+- invalidate: ``fn.invalidate(user_id)`` (UNLINK + PUBLISH in one MULTI/EXEC) against a plain
+  ``r.unlink(k)``; an info row sends our commands on raw redis-py, so a gap splits into the
+  announcement (which this process's own invalidation listener receives too) and our layer.
+  The keys are gone after the first pass: every contender then drops a missing key, one
+  round trip each.
+
+Peers (cashews, aiocache, dogpile.cache; see ``cached_peers``) join each row that they can
+serve on the same server in the same run. Each contender is primed (every key computed and
+stored), then checked: a second pass must return the value without running the function.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from typing import Any
+
+import cachetools
+import redis
+import redis.asyncio
+
+from arketic_cache import RedisConnection, cached
+from arketic_cache.testing import RedisServer
+
+from .cache_bench import Sizes, one_kb_value
+from .cached_peers import ROW_KINDS, RowKind, peer_rows
+from .calls import IDS, Source, cycling, expect, primed_async, primed_sync
+from .timing import Benchmark, Contender, Target, async_batch, sync_batch
+
+__all__ = ["cached_benchmarks"]
+
+TTL_SECONDS = 3600
+L1_SYNC_TARGET = Target(1.5, "ratio", "@cached sync L1 hit vs cachetools.cached hit")
+L1_ASYNC_TARGET = Target(3.0, "ratio", "@cached async L1 hit vs cachetools.cached (sync) hit")
+L2_TARGET = Target(1.10, "ratio", "@cached L2 hit vs raw GET + json.loads")
+RAW_PREFIX = "bench:cached:raw:"
+GONE_PREFIX = "bench:cached:gone:"
+
+
+def _hits(label: str, fn: Any, field: str, before: int) -> None:
+    """Our own rows must be served from the level they claim to time."""
+    if getattr(fn.cache_info(), field) - before != len(IDS):
+        raise RuntimeError(f"{label} was not served from {field}: {fn.cache_info()}")
+
+
+async def cached_benchmarks(
+    server: RedisServer, sizes: Sizes, stack: AsyncExitStack
+) -> tuple[list[Benchmark], list[str]]:
+    """Prime and check every ``@cached`` contender and peer; return the benchmarks and notes."""
+    value = one_kb_value()
+    url = server.url
+    conn = RedisConnection(url=url)
+    stack.push_async_callback(conn.aclose)
+    raw = redis.Redis.from_url(url)
+    stack.callback(raw.close)
+    araw = redis.asyncio.Redis.from_url(url)
+    stack.push_async_callback(araw.aclose)
+    encoded = json.dumps(value, separators=(",", ":"))
+    raw_keys = [f"{RAW_PREFIX}{user_id}" for user_id in IDS]
+    raw.mset(dict.fromkeys(raw_keys, encoded))
+    raw.unlink(*(f"{GONE_PREFIX}{user_id}" for user_id in IDS))
+
+    rows: dict[RowKind, list[Contender]] = {kind: [] for kind in ROW_KINDS}
+
+    # -- floors ---------------------------------------------------------------------------------
+    floor_source = Source(value)
+    ttl_cache: cachetools.TTLCache[Any, Any] = cachetools.TTLCache(1024, TTL_SECONDS)
+
+    @cachetools.cached(ttl_cache, lock=threading.Lock())
+    def tools(user_id: int) -> dict[str, Any]:
+        return floor_source(user_id)
+
+    tools_hit = primed_sync("cachetools.cached", tools, floor_source)
+    tools_name = "`cachetools.cached(TTLCache(...), lock=Lock())` hit"
+    rows["l1 sync"].append(Contender(tools_name, sync_batch(tools_hit), "floor"))
+    rows["l1 async"].append(Contender(f"{tools_name} (sync)", sync_batch(tools_hit), "floor"))
+
+    def raw_get(user_id: int) -> Any:
+        return json.loads(raw.get(raw_keys[user_id]))  # type: ignore[arg-type]
+
+    async def araw_get(user_id: int) -> Any:
+        return json.loads(await araw.get(raw_keys[user_id]))  # type: ignore[arg-type]
+
+    for user_id in IDS:
+        expect("raw get", raw_get(user_id), value)
+        expect("async raw get", await araw_get(user_id), value)
+    rows["l2 sync"].append(
+        Contender("redis-py `json.loads(r.get(k))`", sync_batch(cycling(raw_get)), "floor")
+    )
+    rows["l2 async"].append(
+        Contender(
+            "redis.asyncio `json.loads(await r.get(k))`", async_batch(cycling(araw_get)), "floor"
+        )
+    )
+
+    gone = [f"{GONE_PREFIX}{user_id}" for user_id in IDS]
+    channel = conn.bus.channel
+    # What fn.invalidate publishes: [origin, key]; our own listener receives and skips it.
+    notices = [json.dumps([conn.bus.origin, key], separators=(",", ":")) for key in gone]
+
+    def raw_unlink(user_id: int) -> Any:
+        return raw.unlink(gone[user_id])
+
+    async def araw_unlink(user_id: int) -> Any:
+        return await araw.unlink(gone[user_id])
+
+    def raw_announced(user_id: int) -> Any:
+        pipe = raw.pipeline(transaction=True)
+        pipe.unlink(gone[user_id])
+        pipe.publish(channel, notices[user_id])
+        return pipe.execute()
+
+    async def araw_announced(user_id: int) -> Any:
+        pipe = araw.pipeline(transaction=True)
+        pipe.unlink(gone[user_id])
+        pipe.publish(channel, notices[user_id])
+        return await pipe.execute()
+
+    rows["invalidate sync"] += [
+        Contender("redis-py `r.unlink(k)`", sync_batch(cycling(raw_unlink)), "floor"),
+        Contender(
+            "redis-py MULTI UNLINK + PUBLISH (our commands)",
+            sync_batch(cycling(raw_announced)),
+            "info",
+        ),
+    ]
+    rows["invalidate async"] += [
+        Contender("redis.asyncio `await r.unlink(k)`", async_batch(cycling(araw_unlink)), "floor"),
+        Contender(
+            "redis.asyncio MULTI UNLINK + PUBLISH (our commands)",
+            async_batch(cycling(araw_announced)),
+            "info",
+        ),
+    ]
+
+    # -- ours -----------------------------------------------------------------------------------
+    ours = Source(value)
+
+    @cached(ttl=TTL_SECONDS, connection=conn, namespace="bench-l1")
+    def profile(user_id: int) -> dict[str, Any]:
+        return ours(user_id)
+
+    @cached(ttl=TTL_SECONDS, connection=conn, namespace="bench-l1-async")
+    async def aprofile(user_id: int) -> dict[str, Any]:
+        return ours(user_id)
+
+    @cached(ttl=TTL_SECONDS, connection=conn, namespace="bench-l2", l1=False)
+    def profile_l2(user_id: int) -> dict[str, Any]:
+        return ours(user_id)
+
+    @cached(ttl=TTL_SECONDS, connection=conn, namespace="bench-l2-async", l1=False)
+    async def aprofile_l2(user_id: int) -> dict[str, Any]:
+        return ours(user_id)
+
+    @cached(ttl=TTL_SECONDS, connection=conn, namespace="bench-invalidate")
+    def dropped(user_id: int) -> dict[str, Any]:
+        return ours(user_id)
+
+    @cached(ttl=TTL_SECONDS, connection=conn, namespace="bench-invalidate-async")
+    async def adropped(user_id: int) -> dict[str, Any]:
+        return ours(user_id)
+
+    # The invalidation listener flushes every L1 once it has subscribed (anything announced
+    # before may have been missed): let it subscribe first, or it may flush the primed entries.
+    conn.bus.start()
+    if not conn.bus.subscribed.wait(10):
+        raise RuntimeError("the invalidation listener did not subscribe")
+    before = [profile.cache_info().l1_hits, aprofile.cache_info().l1_hits]
+    l1_hit = primed_sync("@cached sync", profile, ours)
+    al1_hit = await primed_async("@cached async", aprofile, ours)
+    _hits("@cached sync", profile, "l1_hits", before[0])
+    _hits("@cached async", aprofile, "l1_hits", before[1])
+    before = [profile_l2.cache_info().l2_hits, aprofile_l2.cache_info().l2_hits]
+    l2_hit = primed_sync("@cached(l1=False) sync", profile_l2, ours)
+    al2_hit = await primed_async("@cached(l1=False) async", aprofile_l2, ours)
+    _hits("@cached(l1=False) sync", profile_l2, "l2_hits", before[0])
+    _hits("@cached(l1=False) async", aprofile_l2, "l2_hits", before[1])
+    for user_id in IDS:
+        dropped(user_id)
+        await adropped(user_id)
+        if not (dropped.invalidate(user_id) and await adropped.invalidate(user_id)):
+            raise RuntimeError("invalidate found no entry to drop")
+
+    rows["l1 sync"].append(Contender("`@cached` sync, L1 hit", sync_batch(l1_hit)))
+    rows["l1 async"].append(Contender("`@cached` async, L1 hit", async_batch(al1_hit)))
+    rows["l2 sync"].append(Contender("`@cached(l1=False)` sync, L2 hit", sync_batch(l2_hit)))
+    rows["l2 async"].append(Contender("`@cached(l1=False)` async, L2 hit", async_batch(al2_hit)))
+    rows["invalidate sync"].append(
+        Contender("`fn.invalidate(user_id)`", sync_batch(cycling(dropped.invalidate)))
+    )
+    rows["invalidate async"].append(
+        Contender("`await fn.invalidate(user_id)`", async_batch(cycling(adropped.invalidate)))
+    )
+
+    # -- peers ----------------------------------------------------------------------------------
+    peers, notes = await peer_rows(server, value, stack)
+    for kind, contenders in peers.items():
+        rows[kind] += contenders
+
+    l1_calls, l2_calls = sizes.l1_calls, sizes.get_calls
+    specs: Sequence[tuple[RowKind, str, int, Target | None]] = (
+        ("l1 sync", "@cached L1 hit (sync)", l1_calls, L1_SYNC_TARGET),
+        ("l1 async", "@cached L1 hit (async)", l1_calls, L1_ASYNC_TARGET),
+        ("l2 sync", "@cached L2 hit 1 KB (sync)", l2_calls, L2_TARGET),
+        ("l2 async", "@cached L2 hit 1 KB (async)", l2_calls, L2_TARGET),
+        ("invalidate sync", "@cached invalidate (sync)", l2_calls, None),
+        ("invalidate async", "@cached invalidate (async)", l2_calls, None),
+    )
+    benchmarks = [Benchmark(name, calls, rows[kind], target) for kind, name, calls, target in specs]
+    return benchmarks, notes
