@@ -70,6 +70,14 @@ class CacheInfo(NamedTuple):
     l1_size: int
 
 
+_PLAIN = frozenset({int, str, bool, float, bytes, type(None)})
+
+
+def _plain(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """True if every argument is an immutable scalar (its key cannot change under us)."""
+    return all(type(a) in _PLAIN for a in args) and all(type(v) in _PLAIN for v in kwargs.values())
+
+
 class _Flight:
     """One in-process computation that concurrent callers of the same key wait for."""
 
@@ -171,6 +179,10 @@ class _Memo:
         self.flights: dict[str, _Flight] = {}
         self.flights_lock = threading.Lock()
         self.tasks: dict[str, asyncio.Task[Any]] = {}
+        # Rendering a key binds the signature and hashes the arguments (~10 us): remember it
+        # per call shape, for calls whose arguments are plain values.
+        self.keys: dict[Any, str] = {}
+        self.max_keys = max(1024, l1_maxsize)
 
     # -- binding -------------------------------------------------------------------------------
     def bind(self) -> _connection.RedisConnection:
@@ -178,6 +190,7 @@ class _Memo:
         if conn is not self._bound:
             self._bound = conn
             self._prefix = conn.settings.key_prefix
+            self.keys.clear()
             self.codec.max_bytes = conn.settings.max_value_bytes
             if self.l1 is not None:
                 self.l1.clear()
@@ -194,8 +207,22 @@ class _Memo:
             return (*positional, _KW, *kwargs.items(), *map(type, positional), *map(type, values))
         return (*positional, *map(type, positional))
 
-    def l2_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        return self._prefix + self.keyer(args, kwargs)
+    def l2_key(self, args: tuple[Any, ...], kwargs: dict[str, Any], call_key: Any = None) -> str:
+        """The Redis key of a call, remembered per call shape when the arguments are plain."""
+        if call_key is not None:
+            try:
+                known = self.keys.get(call_key)
+            except TypeError:  # unhashable arguments
+                call_key = None
+            else:
+                if known is not None:
+                    return known
+        key = self._prefix + self.keyer(args, kwargs)
+        if call_key is not None and _plain(args[self.skip :], kwargs):
+            if len(self.keys) >= self.max_keys:
+                self.keys.clear()
+            self.keys[call_key] = key
+        return key
 
     def ttl_seconds(self, conn: _connection.RedisConnection | None) -> int:
         ttl = self.ttl
@@ -307,28 +334,40 @@ class Cached(Generic[P, R]):
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         memo = self._memo
-        store = memo.l1
         call_key = None
-        if store is not None and memo.fast_keys:
+        if memo.fast_keys:
             call_key = memo.call_key(args, kwargs)
-            try:
-                with store.lock:
-                    entry = store.cache[call_key]
-                memo.l1_hits += 1
-                return entry[0]  # type: ignore[no-any-return]
-            except KeyError:
-                pass
-            except TypeError:  # unhashable arguments: L2 only
-                call_key = None
+            store = memo.l1
+            if store is not None:
+                try:
+                    with store.lock:
+                        entry = store.cache[call_key]
+                    memo.l1_hits += 1
+                    return entry[0]  # type: ignore[no-any-return]
+                except KeyError:
+                    pass
+                except TypeError:  # unhashable arguments: found by their L2 key instead
+                    call_key = None
         return self._load(args, kwargs, call_key)
 
     def _load(self, args: tuple[Any, ...], kwargs: dict[str, Any], call_key: Any) -> R:
         memo = self._memo
         conn = memo.bind() if memo.l2 else None
-        l2_key = memo.l2_key(args, kwargs)
+        l2_key = memo.l2_key(args, kwargs, call_key)
         found, value = memo.recall(call_key, l2_key)
         if found:
             return value  # type: ignore[no-any-return]
+        seen = memo.seen()
+        if conn is not None:
+            loaded = conn.sync_driver.run(
+                load_entry(l2_key, memo.codec, memo.stats), _FAILED, False
+            )
+            if loaded is _FAILED:
+                conn = None  # Redis is failing: one timeout per call at most, no write attempt
+            else:
+                entry = memo.fresh(loaded)
+                if entry is not None:
+                    return self._serve(entry, args, kwargs, call_key, l2_key, conn, seen)
         with memo.flights_lock:
             flight = memo.flights.get(l2_key)
             leader = flight is None
@@ -337,7 +376,7 @@ class Cached(Generic[P, R]):
         if not leader:
             return flight.wait()  # type: ignore[no-any-return]
         try:
-            flight.value = self._fill(args, kwargs, call_key, l2_key, conn)
+            flight.value = self._miss(args, kwargs, call_key, l2_key, conn, seen)
             return flight.value  # type: ignore[no-any-return]
         except BaseException as exc:
             flight.error = exc
@@ -347,39 +386,46 @@ class Cached(Generic[P, R]):
                 memo.flights.pop(l2_key, None)
             flight.finish()
 
-    def _fill(
+    def _serve(
+        self,
+        entry: Envelope,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        call_key: Any,
+        l2_key: str,
+        conn: _connection.RedisConnection,
+        seen: int,
+    ) -> R:
+        memo = self._memo
+        memo.stats.hits += 1
+        if not memo.is_stale(entry):
+            memo.remember(call_key, l2_key, entry.value, entry.expires_at, seen)
+        elif memo.claim_refresh(l2_key):
+            refresh = (args, kwargs, call_key, l2_key, conn)
+            worker = threading.Thread(target=self._refresh, args=refresh, daemon=True)
+            memo.background.add(worker)
+            worker.start()
+        return entry.value  # type: ignore[no-any-return]
+
+    def _miss(
         self,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         call_key: Any,
         l2_key: str,
         conn: _connection.RedisConnection | None,
+        seen: int,
     ) -> R:
+        """The single computation for a missed key (after a lease wait, when ``lock``)."""
         memo = self._memo
+        found, value = memo.recall(call_key, l2_key)  # a flight that just ended left it here
+        if found:
+            return value  # type: ignore[no-any-return]
         token = None
-        seen = memo.seen()
-        if conn is not None:
-            flow = load_entry(l2_key, memo.codec, memo.stats)
-            loaded = conn.sync_driver.run(flow, _FAILED, strict=False)
-            if loaded is _FAILED:
-                conn = None  # Redis is failing: one timeout per call at most, no write attempt
-            entry = memo.fresh(loaded)
-            if entry is None and conn is not None and memo.lock:
-                entry, token = self._lease(conn, l2_key)
+        if conn is not None and memo.lock:
+            entry, token = self._lease(conn, l2_key)
             if entry is not None:
-                memo.stats.hits += 1
-                if memo.is_stale(entry):
-                    if memo.claim_refresh(l2_key):
-                        worker = threading.Thread(
-                            target=self._refresh,
-                            args=(args, kwargs, call_key, l2_key, conn),
-                            daemon=True,
-                        )
-                        memo.background.add(worker)
-                        worker.start()
-                else:
-                    memo.remember(call_key, l2_key, entry.value, entry.expires_at, seen)
-                return entry.value  # type: ignore[no-any-return]
+                return self._serve(entry, args, kwargs, call_key, l2_key, conn, seen)
         memo.stats.misses += 1
         try:
             return self._compute(args, kwargs, call_key, l2_key, conn, seen)
@@ -460,7 +506,8 @@ class Cached(Generic[P, R]):
         """Drop the entry for these arguments from L1 and L2, in every process."""
         memo = self._memo
         conn = memo.bind() if memo.l2 else None
-        l2_key = memo.l2_key(args, kwargs)
+        call_key = memo.call_key(args, kwargs) if memo.fast_keys else None
+        l2_key = memo.l2_key(args, kwargs, call_key)
         dropped = memo.forget_local(l2_key) > 0
         if conn is None:
             return dropped
@@ -520,68 +567,88 @@ class AsyncCached(Generic[P, R]):
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         memo = self._memo
-        store = memo.l1
         call_key = None
-        if store is not None and memo.fast_keys:
+        if memo.fast_keys:
             call_key = memo.call_key(args, kwargs)
-            try:
-                with store.lock:
-                    entry = store.cache[call_key]
-                memo.l1_hits += 1
-                return entry[0]  # type: ignore[no-any-return]
-            except KeyError:
-                pass
-            except TypeError:
-                call_key = None
+            store = memo.l1
+            if store is not None:
+                try:
+                    with store.lock:
+                        entry = store.cache[call_key]
+                    memo.l1_hits += 1
+                    return entry[0]  # type: ignore[no-any-return]
+                except KeyError:
+                    pass
+                except TypeError:
+                    call_key = None
         return await self._load(args, kwargs, call_key)
 
     async def _load(self, args: tuple[Any, ...], kwargs: dict[str, Any], call_key: Any) -> R:
         memo = self._memo
         conn = memo.bind() if memo.l2 else None
-        l2_key = memo.l2_key(args, kwargs)
+        l2_key = memo.l2_key(args, kwargs, call_key)
         found, value = memo.recall(call_key, l2_key)
         if found:
             return value  # type: ignore[no-any-return]
+        seen = memo.seen()
+        if conn is not None:
+            flow = load_entry(l2_key, memo.codec, memo.stats)
+            loaded = await conn.async_driver.run(flow, _FAILED, False)
+            if loaded is _FAILED:
+                conn = None  # Redis is failing: one timeout per call at most, no write attempt
+            else:
+                entry = memo.fresh(loaded)
+                if entry is not None:
+                    return self._serve(entry, args, kwargs, call_key, l2_key, conn, seen)
         loop = asyncio.get_running_loop()
         task = memo.tasks.get(l2_key)
         if task is None or task.done() or task.get_loop() is not loop:
-            task = loop.create_task(self._fill(args, kwargs, call_key, l2_key, conn))
+            task = loop.create_task(self._miss(args, kwargs, call_key, l2_key, conn, seen))
             memo.tasks[l2_key] = task
             task.add_done_callback(lambda done: _settle(memo.tasks, l2_key, done))
         # The computation is a task of its own: cancelling one caller cancels only its wait.
         return await asyncio.shield(task)
 
-    async def _fill(
+    def _serve(
+        self,
+        entry: Envelope,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        call_key: Any,
+        l2_key: str,
+        conn: _connection.RedisConnection,
+        seen: int,
+    ) -> R:
+        memo = self._memo
+        memo.stats.hits += 1
+        if not memo.is_stale(entry):
+            memo.remember(call_key, l2_key, entry.value, entry.expires_at, seen)
+        elif memo.claim_refresh(l2_key):
+            refresh = self._refresh(args, kwargs, call_key, l2_key, conn)
+            task = asyncio.get_running_loop().create_task(refresh)
+            memo.background.add(task)
+            task.add_done_callback(memo.background.discard)
+        return entry.value  # type: ignore[no-any-return]
+
+    async def _miss(
         self,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         call_key: Any,
         l2_key: str,
         conn: _connection.RedisConnection | None,
+        seen: int,
     ) -> R:
+        """The single computation for a missed key (after a lease wait, when ``lock``)."""
         memo = self._memo
+        found, value = memo.recall(call_key, l2_key)  # a task that just ended left it here
+        if found:
+            return value  # type: ignore[no-any-return]
         token = None
-        seen = memo.seen()
-        if conn is not None:
-            flow = load_entry(l2_key, memo.codec, memo.stats)
-            loaded = await conn.async_driver.run(flow, _FAILED, strict=False)
-            if loaded is _FAILED:
-                conn = None  # Redis is failing: one timeout per call at most, no write attempt
-            entry = memo.fresh(loaded)
-            if entry is None and conn is not None and memo.lock:
-                entry, token = await self._lease(conn, l2_key)
+        if conn is not None and memo.lock:
+            entry, token = await self._lease(conn, l2_key)
             if entry is not None:
-                memo.stats.hits += 1
-                if memo.is_stale(entry):
-                    if memo.claim_refresh(l2_key):
-                        task = asyncio.get_running_loop().create_task(
-                            self._refresh(args, kwargs, call_key, l2_key, conn)
-                        )
-                        memo.background.add(task)
-                        task.add_done_callback(memo.background.discard)
-                else:
-                    memo.remember(call_key, l2_key, entry.value, entry.expires_at, seen)
-                return entry.value  # type: ignore[no-any-return]
+                return self._serve(entry, args, kwargs, call_key, l2_key, conn, seen)
         memo.stats.misses += 1
         try:
             return await self._compute(args, kwargs, call_key, l2_key, conn, seen)
@@ -669,7 +736,8 @@ class AsyncCached(Generic[P, R]):
         """Drop the entry for these arguments from L1 and L2, in every process."""
         memo = self._memo
         conn = memo.bind() if memo.l2 else None
-        l2_key = memo.l2_key(args, kwargs)
+        call_key = memo.call_key(args, kwargs) if memo.fast_keys else None
+        l2_key = memo.l2_key(args, kwargs, call_key)
         dropped = memo.forget_local(l2_key) > 0
         if conn is None:
             return dropped

@@ -113,22 +113,25 @@ def test_single_flight_tasks_survive_cancelled_leader() -> None:
     calls: list[int] = []
 
     async def scenario() -> None:
-        gate = asyncio.Event()
+        gate, started = asyncio.Event(), asyncio.Event()
 
         @cached(connection=conn)
         async def slow(x: int) -> int:
             calls.append(x)
+            started.set()
             await gate.wait()
             return x
 
         leader = asyncio.create_task(slow(1))
-        await asyncio.sleep(0)
+        await started.wait()  # the computation runs, on the leader's behalf
         followers = [asyncio.create_task(slow(1)) for _ in range(5)]
-        await asyncio.sleep(0)
+        for _ in range(5):  # let the followers reach the shared computation
+            await asyncio.sleep(0)
         leader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await leader
         gate.set()
         assert await asyncio.gather(*followers) == [1] * 5
-        assert leader.cancelled()
         await conn.aclose()
 
     asyncio.run(scenario())

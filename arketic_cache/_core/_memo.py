@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError, create_model
 
 from .._exceptions import BackendError, ConfigurationError, InvalidInputError, SerializationError
 from .._keys import KeySchema, escape_part, stable_hash
-from .._lua import RELEASE_LEASE
+from .._lua import RELEASE_LEASE, STORE_AND_ANNOUNCE, UNLINK_AND_ANNOUNCE
 from ._cache import CacheStats, drop_corrupt
 from ._effects import Batch, Command, Eval, Flow
 
@@ -212,9 +212,7 @@ def load_entry(key: str, codec: EnvelopeCodec, stats: CacheStats) -> Flow[Envelo
 
 def store_entry(key: str, data: bytes, ttl: int, channel: str, message: str) -> Flow[bool]:
     """Write an entry with its TTL and announce it, so other processes drop their L1 copy."""
-    commands = (Command(("SET", key, data, "EX", ttl)), Command(("PUBLISH", channel, message)))
-    replies = yield Batch(commands, transaction=True)
-    return bool(replies[0])
+    return bool((yield Eval(STORE_AND_ANNOUNCE, (key,), (data, ttl, channel, message))))
 
 
 class Claim(NamedTuple):
@@ -259,6 +257,4 @@ def release_lease(key: str, token: str, channel: str, message: str) -> Flow[bool
 
 def invalidate_entry(key: str, channel: str, message: str) -> Flow[bool]:
     """Delete an entry and announce it; True if it existed."""
-    commands = (Command(("UNLINK", key)), Command(("PUBLISH", channel, message)))
-    replies = yield Batch(commands, transaction=True)
-    return bool(replies[0])
+    return bool((yield Eval(UNLINK_AND_ANNOUNCE, (key,), (channel, message))))

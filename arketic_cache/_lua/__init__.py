@@ -10,6 +10,8 @@ __all__ = [
     "HASH_UPDATE",
     "INCREMENT_WITH_TTL",
     "RELEASE_LEASE",
+    "STORE_AND_ANNOUNCE",
+    "UNLINK_AND_ANNOUNCE",
     "UNLINK_IF_EQUAL",
     "LuaScript",
     "load",
@@ -34,4 +36,6 @@ def load(name: str) -> LuaScript:
 HASH_UPDATE = load("hash_update")
 INCREMENT_WITH_TTL = load("increment_with_ttl")
 RELEASE_LEASE = load("release_lease")
+STORE_AND_ANNOUNCE = load("store_and_announce")
+UNLINK_AND_ANNOUNCE = load("unlink_and_announce")
 UNLINK_IF_EQUAL = load("unlink_if_equal")
