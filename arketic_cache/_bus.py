@@ -50,6 +50,11 @@ class InvalidationBus:
         self.received = 0
         self.flushes = 0
 
+    @property
+    def own_listeners(self) -> int:
+        """How many of the channel's subscribers are this connection's (0 or 1)."""
+        return 1 if self.subscribed.is_set() else 0
+
     def register(self, store: L1Store) -> None:
         """Keep ``store`` coherent; starts the listener on first use."""
         self._stores.add(store)

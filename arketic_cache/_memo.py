@@ -449,7 +449,10 @@ class Cached(Generic[P, R]):
         if memo.cacheable(value):
             ttl, expires_at, data = memo.prepare(conn, value, time.perf_counter() - started)
             if conn is not None and data is not None:
-                store = store_entry(l2_key, data, ttl, conn.bus.channel, memo.notice(conn, l2_key))
+                bus = conn.bus
+                store = store_entry(
+                    l2_key, data, ttl, bus.channel, memo.notice(conn, l2_key), bus.own_listeners
+                )
                 if not conn.sync_driver.run(store, False, strict=False):
                     memo.errors += 1
             memo.remember(call_key, l2_key, value, expires_at, seen)
@@ -511,9 +514,9 @@ class Cached(Generic[P, R]):
         dropped = memo.forget_local(l2_key) > 0
         if conn is None:
             return dropped
-        flow = invalidate_entry(
-            l2_key, conn.bus.channel, invalidation_message(conn.bus.origin, l2_key)
-        )
+        bus = conn.bus
+        message = invalidation_message(bus.origin, l2_key)
+        flow = invalidate_entry(l2_key, bus.channel, message, bus.own_listeners)
         return conn.sync_driver.run(flow, False, strict=False) or dropped
 
     def cache_info(self) -> CacheInfo:
@@ -672,7 +675,10 @@ class AsyncCached(Generic[P, R]):
         if memo.cacheable(value):
             ttl, expires_at, data = memo.prepare(conn, value, time.perf_counter() - started)
             if conn is not None and data is not None:
-                store = store_entry(l2_key, data, ttl, conn.bus.channel, memo.notice(conn, l2_key))
+                bus = conn.bus
+                store = store_entry(
+                    l2_key, data, ttl, bus.channel, memo.notice(conn, l2_key), bus.own_listeners
+                )
                 if not await conn.async_driver.run(store, False, strict=False):
                     memo.errors += 1
             memo.remember(call_key, l2_key, value, expires_at, seen)
@@ -741,9 +747,9 @@ class AsyncCached(Generic[P, R]):
         dropped = memo.forget_local(l2_key) > 0
         if conn is None:
             return dropped
-        flow = invalidate_entry(
-            l2_key, conn.bus.channel, invalidation_message(conn.bus.origin, l2_key)
-        )
+        bus = conn.bus
+        message = invalidation_message(bus.origin, l2_key)
+        flow = invalidate_entry(l2_key, bus.channel, message, bus.own_listeners)
         return await conn.async_driver.run(flow, False, strict=False) or dropped
 
     def cache_info(self) -> CacheInfo:

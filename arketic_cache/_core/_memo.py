@@ -210,9 +210,12 @@ def load_entry(key: str, codec: EnvelopeCodec, stats: CacheStats) -> Flow[Envelo
         return None
 
 
-def store_entry(key: str, data: bytes, ttl: int, channel: str, message: str) -> Flow[bool]:
+def store_entry(
+    key: str, data: bytes, ttl: int, channel: str, message: str, own_listeners: int
+) -> Flow[bool]:
     """Write an entry with its TTL and announce it, so other processes drop their L1 copy."""
-    return bool((yield Eval(STORE_AND_ANNOUNCE, (key,), (data, ttl, channel, message))))
+    args = (data, ttl, channel, message, own_listeners)
+    return bool((yield Eval(STORE_AND_ANNOUNCE, (key,), args)))
 
 
 class Claim(NamedTuple):
@@ -255,6 +258,6 @@ def release_lease(key: str, token: str, channel: str, message: str) -> Flow[bool
     return bool((yield Eval(RELEASE_LEASE, (lease_key(key),), (token, channel, message))))
 
 
-def invalidate_entry(key: str, channel: str, message: str) -> Flow[bool]:
+def invalidate_entry(key: str, channel: str, message: str, own_listeners: int) -> Flow[bool]:
     """Delete an entry and announce it; True if it existed."""
-    return bool((yield Eval(UNLINK_AND_ANNOUNCE, (key,), (channel, message))))
+    return bool((yield Eval(UNLINK_AND_ANNOUNCE, (key,), (channel, message, own_listeners))))
