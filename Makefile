@@ -49,7 +49,7 @@ pytest: $(STAMP) redis-server
 
 test: lint typecheck pytest
 
-# The peer libraries (cashews, aiocache) are installed only for the benchmarks.
+# The peer libraries (cashews, aiocache, dogpile.cache) are installed only for the benchmarks.
 $(VENV)/.bench-installed: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	@touch $@
