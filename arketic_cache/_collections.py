@@ -17,7 +17,7 @@ from . import _connection
 from ._core import _cache as flows
 from ._core import _repository as repo_flows
 from ._core._records import ModelCodec, ValueCodec
-from ._exceptions import ConfigurationError, InvalidInputError
+from ._exceptions import InvalidInputError
 from ._keys import KeySchema, ListKey, SetKey, SortedSetKey, StreamKey
 from ._repository import Repository
 from ._shell import AsyncRunner, SyncRunner
@@ -55,25 +55,9 @@ def _positive(value: int | None, name: str) -> int | None:
 class _MemberRepository(Repository[K], Generic[K, V]):
     """A collection of JSON members of one declared type."""
 
-    __slots__ = ("_codec",)
-
-    def __init__(
-        self,
-        schema: Any,
-        connection: _connection.RedisConnection | None = None,
-        *,
-        key_prefix: str | None = None,
-        strict: bool = False,
-    ) -> None:
-        super().__init__(schema, connection, key_prefix=key_prefix, strict=strict)
-        try:
-            self._codec: ValueCodec[V] = ValueCodec(self.schema.value_type, 1 << 20)
-        except InvalidInputError as exc:
-            raise ConfigurationError(str(exc)) from None
-
-    def _rebind(self, conn: _connection.RedisConnection) -> None:
-        super()._rebind(conn)
-        self._codec.max_bytes = conn.settings.max_value_bytes
+    __slots__ = ()
+    codec_type = ValueCodec
+    _codec: ValueCodec[V]
 
     def _encode(self, values: Iterable[V]) -> list[bytes]:
         encoded = [self._codec.encode(value) for value in values]
@@ -103,7 +87,7 @@ class _ListBase(_MemberRepository[KL, V]):
         strict: bool = False,
     ) -> None:
         """Bind to ``schema`` on ``connection`` (default: the ``init_redis()`` one)."""
-        super().__init__(schema, connection, key_prefix=key_prefix, strict=strict)
+        super().__init__(schema, connection, key_prefix=key_prefix, strict=strict)  # type: ignore[arg-type]
 
 
 class SyncListRepository(_ListBase[KL, V], SyncRunner):
@@ -235,7 +219,7 @@ class _SetBase(_MemberRepository[KS, V]):
         strict: bool = False,
     ) -> None:
         """Bind to ``schema`` on ``connection`` (default: the ``init_redis()`` one)."""
-        super().__init__(schema, connection, key_prefix=key_prefix, strict=strict)
+        super().__init__(schema, connection, key_prefix=key_prefix, strict=strict)  # type: ignore[arg-type]
 
 
 class SyncSetRepository(_SetBase[KS, V], SyncRunner):
@@ -325,7 +309,7 @@ class _SortedSetBase(_MemberRepository[KZ, V]):
         strict: bool = False,
     ) -> None:
         """Bind to ``schema`` on ``connection`` (default: the ``init_redis()`` one)."""
-        super().__init__(schema, connection, key_prefix=key_prefix, strict=strict)
+        super().__init__(schema, connection, key_prefix=key_prefix, strict=strict)  # type: ignore[arg-type]
 
     def _scored(self, items: Iterable[tuple[V, float]]) -> list[tuple[bytes, float]]:
         scored = [(self._codec.encode(member), _finite(score)) for member, score in items]
@@ -485,8 +469,10 @@ class StreamSchema(Protocol[K_co, V_co]):
 
 
 class _StreamBase(Repository[KX], Generic[KX, M]):
-    __slots__ = ("_codec",)
+    __slots__ = ()
     kind = StreamKey
+    codec_type = ModelCodec
+    _codec: ModelCodec[M]
 
     def __init__(
         self,
@@ -502,14 +488,6 @@ class _StreamBase(Repository[KX], Generic[KX, M]):
             ConfigurationError: ``schema`` is not a concrete ``StreamKey`` schema of a model.
         """
         super().__init__(schema, connection, key_prefix=key_prefix, strict=strict)  # type: ignore[arg-type]
-        try:
-            self._codec: ModelCodec[M] = ModelCodec(self.schema.value_type, 1 << 20)
-        except InvalidInputError as exc:
-            raise ConfigurationError(str(exc)) from None
-
-    def _rebind(self, conn: _connection.RedisConnection) -> None:
-        super()._rebind(conn)
-        self._codec.max_bytes = conn.settings.max_value_bytes
 
 
 class SyncStreamRepository(_StreamBase[KX, M], SyncRunner):

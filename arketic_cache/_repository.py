@@ -48,8 +48,10 @@ V_co = TypeVar("V_co", covariant=True)
 class Repository(Bound, Generic[K]):
     """What every typed repository shares: its schema, key rendering, TTL and counters."""
 
-    __slots__ = ("_ttl", "schema")
+    __slots__ = ("_codec", "_ttl", "schema")
     kind: ClassVar[type[KeySchema]] = KeySchema
+    #: Builds the value codec from the schema's value type (ValueCodec or ModelCodec).
+    codec_type: ClassVar[type[Any]] = ValueCodec
 
     def __init__(
         self,
@@ -68,9 +70,14 @@ class Repository(Bound, Generic[K]):
         super().__init__(connection, key_prefix=key_prefix, strict=strict)
         self.schema = schema
         self._ttl = 0
+        try:
+            self._codec = self.codec_type(schema.value_type, 1 << 20)
+        except InvalidInputError as exc:  # e.g. a hash of something that is not a model
+            raise ConfigurationError(str(exc)) from None
 
     def _rebind(self, conn: _connection.RedisConnection) -> None:
         self._ttl = self.schema.ttl.resolve(conn.settings.default_ttl)
+        self._codec.max_bytes = conn.settings.max_value_bytes
 
     @property
     def ttl(self) -> int:
@@ -108,8 +115,10 @@ class StringSchema(Protocol[K_co, V_co]):
 
 
 class _StringBase(Repository[KS], Generic[KS, V]):
-    __slots__ = ("_codec",)
+    __slots__ = ()
     kind = StringKey
+    codec_type = ValueCodec
+    _codec: ValueCodec[V]
 
     def __init__(
         self,
@@ -125,14 +134,6 @@ class _StringBase(Repository[KS], Generic[KS, V]):
             ConfigurationError: ``schema`` is not a concrete ``StringKey`` schema.
         """
         super().__init__(schema, connection, key_prefix=key_prefix, strict=strict)  # type: ignore[arg-type]
-        try:
-            self._codec: ValueCodec[V] = ValueCodec(self.schema.value_type, 1 << 20)
-        except InvalidInputError as exc:
-            raise ConfigurationError(str(exc)) from None
-
-    def _rebind(self, conn: _connection.RedisConnection) -> None:
-        super()._rebind(conn)
-        self._codec.max_bytes = conn.settings.max_value_bytes
 
     def _items(self, items: Mapping[KS, V]) -> list[tuple[str, bytes]]:
         return [(self._key(key), self._codec.encode(value)) for key, value in items.items()]
@@ -221,8 +222,10 @@ class HashSchema(Protocol[K_co, V_co]):
 
 
 class _HashBase(Repository[KH], Generic[KH, M]):
-    __slots__ = ("_codec",)
+    __slots__ = ()
     kind = HashKey
+    codec_type = ModelCodec
+    _codec: ModelCodec[M]
 
     def __init__(
         self,
@@ -238,14 +241,6 @@ class _HashBase(Repository[KH], Generic[KH, M]):
             ConfigurationError: ``schema`` is not a concrete ``HashKey`` schema of a model.
         """
         super().__init__(schema, connection, key_prefix=key_prefix, strict=strict)  # type: ignore[arg-type]
-        try:
-            self._codec: ModelCodec[M] = ModelCodec(self.schema.value_type, 1 << 20)
-        except InvalidInputError as exc:
-            raise ConfigurationError(str(exc)) from None
-
-    def _rebind(self, conn: _connection.RedisConnection) -> None:
-        super()._rebind(conn)
-        self._codec.max_bytes = conn.settings.max_value_bytes
 
 
 class SyncHashRepository(_HashBase[KH, M], SyncRunner):
