@@ -1,10 +1,11 @@
 """Cross-process L1 coherence: one invalidation channel per connection.
 
-Every write or invalidation that ``@cached`` makes in Redis is published on the channel in the
-same MULTI/EXEC. A daemon thread per connection listens and drops the key from every L1 in the
-process (messages from its own connection are skipped: that L1 is already current). If the
-listener loses Redis, messages may have been missed, so every L1 is flushed, and flushed again
-once the listener is subscribed anew.
+Every write or invalidation that ``@cached`` makes in Redis is published on the channel by the
+same script that changes the key (unless no other process subscribes). A daemon thread per
+connection listens and drops the key from every L1 in the process (messages from its own
+connection are skipped: that L1 is already current). If the listener loses Redis, messages may
+have been missed, so every L1 is flushed, and flushed again once the listener is subscribed
+anew.
 
 This works on any Redis (7.0 included), with RESP2 and RESP3 alike, and on fakeredis; it does
 not need CLIENT TRACKING.
