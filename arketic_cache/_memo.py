@@ -421,6 +421,11 @@ class Cached(Generic[P, R]):
         found, value = memo.recall(call_key, l2_key)  # a flight that just ended left it here
         if found:
             return value  # type: ignore[no-any-return]
+        if memo.l1 is None and conn is not None:  # without L1, it left it in Redis
+            flow = load_entry(l2_key, memo.codec, memo.stats)
+            entry = memo.fresh(conn.sync_driver.run(flow, None, False))
+            if entry is not None:
+                return self._serve(entry, args, kwargs, call_key, l2_key, conn, seen)
         token = None
         if conn is not None and memo.lock:
             entry, token = self._lease(conn, l2_key)
@@ -647,6 +652,11 @@ class AsyncCached(Generic[P, R]):
         found, value = memo.recall(call_key, l2_key)  # a task that just ended left it here
         if found:
             return value  # type: ignore[no-any-return]
+        if memo.l1 is None and conn is not None:  # without L1, it left it in Redis
+            flow = load_entry(l2_key, memo.codec, memo.stats)
+            entry = memo.fresh(await conn.async_driver.run(flow, None, False))
+            if entry is not None:
+                return self._serve(entry, args, kwargs, call_key, l2_key, conn, seen)
         token = None
         if conn is not None and memo.lock:
             entry, token = await self._lease(conn, l2_key)
