@@ -8,7 +8,7 @@ only ``await`` differs. Without an explicit connection they use the process-wide
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from . import _connection
 from ._codec import encode
@@ -18,8 +18,6 @@ from ._exceptions import InvalidInputError
 from ._shell import AsyncRunner, Bound, SyncRunner
 
 __all__ = ["RedisCache", "SyncRedisCache"]
-
-T = TypeVar("T")
 
 
 class _CacheBase(Bound):
