@@ -206,17 +206,19 @@ class RedisConnection:
         if self._bus is not None:
             self._bus.stop()
         if self._sync is not None:
-            client, self._sync = self._sync.client, None
-            client.close()
-            client.connection_pool.disconnect()
+            driver, self._sync = self._sync, None
+            driver.close()
+            driver.client.close()
+            driver.client.connection_pool.disconnect()
 
     async def aclose(self) -> None:
         """Close both clients' connections."""
         self.close_sync()
         if self._async is not None:
-            client, self._async = self._async.client, None
-            await client.aclose()
-            await client.connection_pool.disconnect()
+            driver, self._async = self._async, None
+            await driver.aclose()
+            await driver.client.aclose()
+            await driver.client.connection_pool.disconnect()
 
 
 def _ping() -> Flow[bool]:

@@ -513,6 +513,16 @@ class TestRestarted:
         assert rig.short_circuits == 0
         assert rig.breaker == "closed"
 
+    def test_connection_killed_while_idle_is_replaced(self, rig: Rig) -> None:
+        """A pooled connection the server closed (CLIENT KILL) is replaced before the next call."""
+        cache = rig.cache(strict=True)
+        assert cache.set("k", 1) is True
+        with redis.Redis.from_url(rig.server.url) as admin:
+            assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+        rig.let_loop_run()
+        assert cache.get("k") == 1
+        assert rig.errors == 0
+
 
 class TestLogging:
     """A burst of failures logs one warning, recovery one INFO line."""
