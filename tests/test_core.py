@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -9,12 +10,16 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from redis._parsers.encoders import Encoder
+from redis.connection import PythonRespSerializer
 from redis.crc import key_slot as redis_key_slot
 
 from arketic_cache import BackendResponseError, SerializationError
 from arketic_cache._codec import decode, encode
 from arketic_cache._core import _cache as flows
 from arketic_cache._core._effects import Batch, Command, Eval, Flow
+from arketic_cache._core._memo import invalidation_message, parse_invalidation
+from arketic_cache._core._resp import pack, pack_all
 from arketic_cache._core._slots import group_by_slot, key_slot
 from arketic_cache._core._validate import escape_glob
 from arketic_cache._lua import INCREMENT_WITH_TTL, UNLINK_IF_EQUAL
@@ -41,6 +46,43 @@ def drive(flow: Flow[Any], respond: Callable[[Any], Any]) -> Any:
             reply = respond(flow.send(reply))
     except StopIteration as stop:
         return stop.value
+
+
+NAMES = st.sampled_from(["GET", "SET", "EVALSHA", "zadd"])  # one word: flows never send "CLIENT ID"
+ARGS = st.one_of(
+    st.text(),
+    st.binary(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text().map(lambda t: t + "\udcff"),  # a lone surrogate, as surrogateescape decodes
+)
+
+
+class TestResp:
+    """Our request encoder writes exactly what redis-py's packer writes for our clients."""
+
+    ENCODER = Encoder("utf-8", "surrogateescape", True)  # type: ignore[no-untyped-call]
+    PACKER = PythonRespSerializer(6000, ENCODER.encode)
+
+    def redis_py(self, command: list[Any]) -> bytes:
+        return b"".join(self.PACKER.pack(*command))  # type: ignore[no-untyped-call]
+
+    @given(NAMES, st.lists(ARGS, max_size=8))
+    def test_matches_redis_py(self, name: str, args: list[Any]) -> None:
+        """A command name and any str, bytes, int or float arguments pack to redis-py's bytes."""
+        assert pack([name, *args]) == self.redis_py([name, *args])
+
+    @given(st.lists(st.tuples(NAMES, st.lists(ARGS, max_size=4)), min_size=1, max_size=4))
+    def test_pipeline_is_commands_back_to_back(self, commands: list[tuple[str, list[Any]]]) -> None:
+        """A pipeline is each command's encoding, in order."""
+        wire = [[name, *args] for name, args in commands]
+        assert pack_all(wire) == b"".join(self.redis_py(command) for command in wire)
+
+    @pytest.mark.parametrize("odd", [True, None, bytearray(b"x"), memoryview(b"x")])
+    def test_other_types_are_left_to_redis_py(self, odd: Any) -> None:
+        """Types we do not encode (bool, None, buffers) make the driver use redis-py's packer."""
+        assert pack(["SET", "k", odd]) is None
+        assert pack_all([["PING"], ["SET", "k", odd]]) is None
 
 
 class TestSlots:
@@ -237,3 +279,14 @@ class TestCodecAndEscaping:
         for script in (INCREMENT_WITH_TTL, UNLINK_IF_EQUAL):
             assert all(tag in script.text for tag in ("KEYS[1]", "ARGV[1]", "Returns"))
             assert len(script.sha) == 40
+
+
+class TestInvalidationMessage:
+    """The announcement of a changed entry is the compact JSON array of origin and key."""
+
+    @given(st.text(), st.text())
+    def test_is_compact_json_and_round_trips(self, origin: str, key: str) -> None:
+        """Any origin and key (quotes, controls, non-ASCII, surrogates) survive the trip."""
+        message = invalidation_message(origin, key)
+        assert message == json.dumps([origin, key], separators=(",", ":"))
+        assert parse_invalidation(message) == (origin, key)

@@ -11,6 +11,7 @@ import inspect
 import json
 import math
 from collections.abc import Callable, Collection, Mapping
+from json.encoder import encode_basestring_ascii
 from typing import Any, NamedTuple, cast, get_type_hints
 
 from pydantic import BaseModel, ValidationError, create_model
@@ -182,8 +183,12 @@ def early_refresh_due(envelope: Envelope, beta: float, now: float, draw: float) 
 
 
 def invalidation_message(origin: str, key: str) -> str:
-    """What is published when an entry changes: who changed it, and which key."""
-    return json.dumps([origin, key], separators=(",", ":"))
+    """What is published when an entry changes: who changed it, and which key.
+
+    The compact JSON array ``json.dumps([origin, key])`` would write, built from its C string
+    encoder at a fraction of the cost (it runs on every invalidation).
+    """
+    return f"[{encode_basestring_ascii(origin)},{encode_basestring_ascii(key)}]"
 
 
 def parse_invalidation(message: str) -> tuple[str, str] | None:
