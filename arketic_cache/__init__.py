@@ -54,6 +54,7 @@ from ._connection import (
     init_redis,
     init_redis_sync,
 )
+from ._core._ratelimit import Decision, Limit, LimitState
 from ._exceptions import (
     ArketicCacheError,
     BackendError,
@@ -66,6 +67,7 @@ from ._exceptions import (
     KeySchemaError,
     NotInitializedError,
     PoolExhausted,
+    RateLimitExceeded,
     SerializationError,
 )
 from ._keys import (
@@ -81,6 +83,8 @@ from ._keys import (
     stable_hash,
 )
 from ._memo import AsyncCached, Cached, CachedDecorator, CacheInfo, cached
+from ._rate_limited import rate_limit_headers, rate_limited
+from ._ratelimit import RedisRateLimiter, SyncRedisRateLimiter
 from ._repository import (
     HashRepository,
     Repository,
@@ -111,6 +115,7 @@ __all__ = [
     "ChatParticipantsKey",
     "CircuitOpen",
     "ConfigurationError",
+    "Decision",
     "HashKey",
     "HashRepository",
     "Id",
@@ -122,6 +127,8 @@ __all__ = [
     "KBSearchKey",
     "KeySchema",
     "KeySchemaError",
+    "Limit",
+    "LimitState",
     "ListKey",
     "ListRepository",
     "NotInitializedError",
@@ -131,12 +138,14 @@ __all__ = [
     "RateLimitApiGlobalKey",
     "RateLimitApiKey",
     "RateLimitDownloadKey",
+    "RateLimitExceeded",
     "RateLimitIpKey",
     "RateLimitOrgMonthlyKey",
     "RateLimitUploadKey",
     "RedisCache",
     "RedisConnection",
     "RedisKey",
+    "RedisRateLimiter",
     "RedisSettings",
     "RedisType",
     "Repository",
@@ -155,6 +164,7 @@ __all__ = [
     "SyncHashRepository",
     "SyncListRepository",
     "SyncRedisCache",
+    "SyncRedisRateLimiter",
     "SyncSetRepository",
     "SyncSortedSetRepository",
     "SyncStreamRepository",
@@ -170,12 +180,20 @@ __all__ = [
     "get_redis_sync",
     "init_redis",
     "init_redis_sync",
+    "rate_limit_headers",
+    "rate_limited",
+    "rate_limiter",
     "redact_url",
     "stable_hash",
     "sync_cache",
+    "sync_rate_limiter",
 ]
 
 #: The spec's global cache; usable once ``init_redis()`` has run.
 cache = RedisCache()
 #: Its blocking twin; usable once ``init_redis_sync()`` (or ``init_redis()``) has run.
 sync_cache = SyncRedisCache()
+#: The spec's global rate limiter (60 s window); usable once ``init_redis()`` has run.
+rate_limiter = RedisRateLimiter()
+#: Its blocking twin.
+sync_rate_limiter = SyncRedisRateLimiter()

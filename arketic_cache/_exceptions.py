@@ -8,6 +8,7 @@
     ├── InvalidInputError(ValueError)  bad call argument: key, TTL, amount, pattern
     ├── SerializationError(ValueError) a value cannot be stored as JSON, or is too large
     ├── NotInitializedError            a global instance was used before init_redis()
+    ├── RateLimitExceeded              a @rate_limited call was denied; carries the Decision
     └── BackendError                   Redis failed; the redis-py error is the __cause__
         ├── BackendUnavailable         refused, reset, authentication failed
         │   └── PoolExhausted          every pooled connection stayed busy for the pool timeout
@@ -21,6 +22,11 @@ from instances built with ``strict=True``; otherwise the spec's default value is
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._core._ratelimit import Decision
+
 __all__ = [
     "ArketicCacheError",
     "BackendError",
@@ -33,6 +39,7 @@ __all__ = [
     "KeySchemaError",
     "NotInitializedError",
     "PoolExhausted",
+    "RateLimitExceeded",
     "SerializationError",
 ]
 
@@ -59,6 +66,23 @@ class SerializationError(ArketicCacheError, ValueError):
 
 class NotInitializedError(ArketicCacheError, RuntimeError):
     """A global instance was used before ``init_redis()``: call it at start-up."""
+
+
+class RateLimitExceeded(ArketicCacheError):
+    """A rate-limited call was denied; ``decision.retry_after`` says when to try again."""
+
+    def __init__(self, decision: Decision) -> None:
+        wait = decision.retry_after
+        super().__init__(
+            f"rate limit of {decision.limit} per {decision.window}"
+            f"{'' if decision.window == 'month' else ' s'} exceeded; retry after {wait:.3f} s"
+        )
+        self.decision = decision
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until the call would fit."""
+        return self.decision.retry_after
 
 
 class BackendError(ArketicCacheError):

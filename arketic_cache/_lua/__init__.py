@@ -9,6 +9,8 @@ from importlib.resources import files
 __all__ = [
     "HASH_UPDATE",
     "INCREMENT_WITH_TTL",
+    "RATE_LIMIT",
+    "RATE_REFUND",
     "RELEASE_LEASE",
     "STORE_AND_ANNOUNCE",
     "UNLINK_AND_ANNOUNCE",
@@ -35,6 +37,8 @@ def load(name: str) -> LuaScript:
 
 HASH_UPDATE = load("hash_update")
 INCREMENT_WITH_TTL = load("increment_with_ttl")
+RATE_LIMIT = load("rate_limit")
+RATE_REFUND = load("rate_refund")
 RELEASE_LEASE = load("release_lease")
 STORE_AND_ANNOUNCE = load("store_and_announce")
 UNLINK_AND_ANNOUNCE = load("unlink_and_announce")

@@ -1,0 +1,239 @@
+"""Rate limiting, pure: limits, decisions, and the flows that run the rate-limit scripts.
+
+A decision is one EVALSHA of ``rate_limit.lua``: it drops expired entries, checks every limit,
+records the request in all of them or none, and returns count, remaining, retry-after and
+reset for each, timed by Redis' own clock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, TypeAlias
+
+from .._exceptions import InvalidInputError
+from .._lua import RATE_LIMIT, RATE_REFUND
+from ._effects import Arg, Eval, Flow
+
+__all__ = [
+    "LOG_MAX",
+    "Decision",
+    "Limit",
+    "LimitState",
+    "Mode",
+    "Window",
+    "decide",
+    "degraded",
+    "refund",
+    "too_costly",
+]
+
+#: Largest limit kept as an exact log by default: above 128 entries Redis stores a sorted set
+#: in its large encoding (about 118 B per entry instead of 21).
+LOG_MAX = 128
+#: Largest limit a log can hold at all (members are ``id * 4096 + unit``).
+LOG_HARD_MAX = 4096
+#: Sub-windows of a bucketed limit (matches BUCKETS in the scripts).
+BUCKETS = 64
+
+Mode: TypeAlias = Literal["auto", "log", "buckets"]
+Window: TypeAlias = float | Literal["month"]
+
+_LOG, _BUCKETS, _MONTH = 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """At most ``limit`` units in any trailing ``window`` seconds, or per calendar month (UTC).
+
+    ``mode`` picks the storage of a windowed limit: ``"log"`` is exact (a sorted set with one
+    entry per admitted unit, about 21 B each while ``limit`` <= 128); ``"buckets"`` keeps 64
+    sub-window counters (bounded memory whatever the limit; it counts the partly expired
+    oldest sub-window in full, so it can admit up to 1/64 of a window late, never too many).
+    ``"auto"`` uses a log up to ``LOG_MAX`` and buckets above.
+
+    Raises:
+        InvalidInputError: a non-positive or non-integer limit, a bad window or mode.
+    """
+
+    limit: int
+    window: Window = 60.0
+    mode: Mode = "auto"
+
+    def __post_init__(self) -> None:
+        if type(self.limit) is not int or self.limit < 1:
+            raise InvalidInputError(f"a limit is a positive int, not {self.limit!r}")
+        if self.window != "month":
+            window = self.window
+            if (
+                isinstance(window, bool)
+                or not isinstance(window, int | float)
+                or not math.isfinite(window)
+                or window < 0.001
+            ):
+                raise InvalidInputError(
+                    f"a window is a number of seconds >= 0.001 or 'month', not {window!r}"
+                )
+        if self.mode not in ("auto", "log", "buckets"):
+            raise InvalidInputError(f"mode is 'auto', 'log' or 'buckets', not {self.mode!r}")
+        if self.mode == "log" and self.limit > LOG_HARD_MAX:
+            raise InvalidInputError(f"a log holds at most {LOG_HARD_MAX} units; use buckets")
+
+    @classmethod
+    def monthly(cls, limit: int) -> Limit:
+        """A calendar-month quota (UTC): it resets at 00:00 on the 1st."""
+        return cls(limit, "month")
+
+    @property
+    def kind(self) -> int:
+        """How the scripts store it: 1 log, 2 buckets, 3 calendar month."""
+        if self.window == "month":
+            return _MONTH
+        if self.mode == "log" or (self.mode == "auto" and self.limit <= LOG_MAX):
+            return _LOG
+        return _BUCKETS
+
+    @property
+    def window_us(self) -> int:
+        """The window in microseconds (0 for a calendar month)."""
+        return 0 if self.window == "month" else round(self.window * 1_000_000)
+
+    @property
+    def tag(self) -> str:
+        """What names this limit among several on one key, e.g. ``100/60s`` or ``month``."""
+        return "month" if self.window == "month" else f"{self.limit}/{self.window:g}s"
+
+    @property
+    def policy_seconds(self) -> int:
+        """The window in whole seconds, as rate-limit headers state it (a month as 30 days)."""
+        return 30 * 86400 if self.window == "month" else max(1, math.ceil(self.window))
+
+
+@dataclass(frozen=True, slots=True)
+class LimitState:
+    """One limit's part of a decision."""
+
+    limit: Limit
+    count: int
+    remaining: int
+    retry_after: float
+    reset_after: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one rate-limit check, from the same atomic call that made it.
+
+    ``count`` includes this request when it was allowed. ``retry_after`` (seconds) is 0 when
+    allowed; when denied it is how long until this request would fit. ``reset_after`` is how
+    long until everything counted now has left the window. ``limit``, ``window``, ``count``
+    and ``remaining`` are the binding limit's: the one that denied (the longest wait), else
+    the one with the least room left (``states[binding]``). ``degraded`` marks an answer
+    given without Redis. ``at`` is Redis' time of the decision (epoch seconds).
+    """
+
+    allowed: bool
+    count: int
+    remaining: int
+    retry_after: float
+    reset_after: float
+    limit: int
+    window: Window
+    degraded: bool = False
+    at: float | None = None
+    states: tuple[LimitState, ...] = ()
+    binding: int = 0
+    cost: int = 1
+    keys: tuple[str, ...] = field(default=(), repr=False)
+    request_id: int = field(default=0, repr=False)
+    at_us: int = field(default=0, repr=False)
+
+    def as_tuple(self) -> tuple[bool, int, int]:
+        """The spec's ``(is_allowed, current_count, remaining)``; remaining is 0 when denied."""
+        return self.allowed, self.count, self.remaining if self.allowed else 0
+
+
+def decide(
+    keys: tuple[str, ...],
+    limits: tuple[Limit, ...],
+    cost: int,
+    request_id: int,
+    now_us: int | None = None,
+) -> Flow[Decision]:
+    """Check and record one request against ``limits`` (one key each), in one round trip."""
+    args: list[Arg] = [cost, request_id, "" if now_us is None else now_us]
+    for limit in limits:
+        args += [limit.kind, limit.limit]
+    args += [limit.window_us for limit in limits]
+    reply = yield Eval(RATE_LIMIT, keys, tuple(args))
+    allowed, at_us, binding = bool(reply[0]), int(reply[1]), int(reply[2]) - 1
+    states = tuple(
+        LimitState(
+            limit,
+            int(reply[3 + 4 * i]),
+            int(reply[4 + 4 * i]),
+            int(reply[5 + 4 * i]) / 1_000_000,
+            int(reply[6 + 4 * i]) / 1_000_000,
+        )
+        for i, limit in enumerate(limits)
+    )
+    main = states[binding]
+    return Decision(
+        allowed,
+        main.count,
+        main.remaining,
+        main.retry_after,
+        main.reset_after,
+        main.limit.limit,
+        main.limit.window,
+        at=at_us / 1_000_000,
+        states=states,
+        binding=binding,
+        cost=cost,
+        keys=keys,
+        request_id=request_id,
+        at_us=at_us,
+    )
+
+
+def _binding(limits: tuple[Limit, ...]) -> Limit:
+    return min(limits, key=lambda limit: limit.limit)
+
+
+def degraded(limits: tuple[Limit, ...], cost: int, allowed: bool) -> Decision:
+    """The answer when Redis cannot decide: allowed (fail open) or denied, nothing counted."""
+    limit = _binding(limits)
+    return Decision(
+        allowed,
+        0,
+        limit.limit if allowed else 0,
+        0.0 if allowed else 1.0,
+        0.0,
+        limit.limit,
+        limit.window,
+        degraded=True,
+        cost=cost,
+    )
+
+
+def too_costly(limits: tuple[Limit, ...], cost: int) -> Decision:
+    """A request larger than a limit can never fit: denied at once, with no I/O."""
+    limit = _binding(limits)
+    return Decision(False, 0, 0, math.inf, 0.0, limit.limit, limit.window, cost=cost)
+
+
+def month_number(at_us: int) -> int:
+    """``year * 12 + month - 1`` of a server timestamp (UTC), as the scripts number months."""
+    moment = datetime.fromtimestamp(at_us / 1_000_000, UTC)
+    return moment.year * 12 + moment.month - 1
+
+
+def refund(decision: Decision, amount: int) -> Flow[int]:
+    """Give back ``amount`` units of an admitted request; how many were (the least per limit)."""
+    args: list[Arg] = [amount, decision.cost, decision.request_id, decision.at_us]
+    for state in decision.states:
+        args += [state.limit.kind, state.limit.window_us]
+    args.append(month_number(decision.at_us))
+    reply = yield Eval(RATE_REFUND, decision.keys, tuple(args))
+    return min(int(units) for units in reply)

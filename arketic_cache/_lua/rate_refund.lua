@@ -1,0 +1,49 @@
+-- Give back units of an admitted request that ended up cheaper (see rate_limit.lua).
+-- KEYS[i]   the state of limit i
+-- ARGV[1]   units to give back (1 <= amount <= the request's cost)
+-- ARGV[2]   the request's cost
+-- ARGV[3]   the request's id
+-- ARGV[4]   when it was admitted (µs, as rate_limit.lua returned)
+-- ARGV[3+2i], ARGV[4+2i]  limit i's kind and window in µs; ARGV[5+2n] the month (y*12+m-1) it was admitted in
+-- Returns the units given back in each limit (0 where they have already expired)
+local amount, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
+local id, at = tonumber(ARGV[3]), tonumber(ARGV[4])
+local BUCKETS = 64
+local unpack = unpack or table.unpack
+
+local function int(x)
+  return string.format('%.0f', x)
+end
+
+local reply = {}
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local kind = tonumber(ARGV[3 + 2 * i])
+  local window = tonumber(ARGV[4 + 2 * i])
+  local given = 0
+  if kind == 1 then  -- the request's last units
+    local members = {}
+    for unit = cost - amount, cost - 1 do members[#members + 1] = int(id * 4096 + unit) end
+    given = redis.call('ZREM', key, unpack(members))
+  elseif kind == 2 then  -- the bucket it was counted in, if still there
+    local bucket = int(math.floor(at / (window / BUCKETS)))
+    local units = tonumber(redis.call('HGET', key, bucket))
+    if units then
+      given = math.min(units, amount)
+      if units - given > 0 then
+        redis.call('HINCRBY', key, bucket, -given)
+      else
+        redis.call('HDEL', key, bucket)
+      end
+    end
+  else  -- the month it was counted in, if that is still the current one
+    local stored = redis.call('HMGET', key, 'p', 'n')
+    local units = tonumber(stored[2])
+    if units and tonumber(stored[1]) == tonumber(ARGV[5 + 2 * #KEYS]) then
+      given = math.min(units, amount)
+      redis.call('HINCRBY', key, 'n', -given)
+    end
+  end
+  reply[i] = given
+end
+return reply

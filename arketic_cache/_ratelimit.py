@@ -1,0 +1,173 @@
+"""The spec's ``RedisRateLimiter`` (async) and its blocking twin ``SyncRedisRateLimiter``.
+
+``is_allowed(key, limit)`` is the spec's call; ``check`` returns the whole ``Decision`` and
+takes several limits and a cost; ``quota`` counts per calendar month; ``refund`` gives units
+back. Each decision is one script call on Redis' clock (``_core/_ratelimit.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from . import _connection
+from ._core._ratelimit import Decision, Limit, Mode, decide, degraded, refund, too_costly
+from ._core._validate import check_key
+from ._exceptions import InvalidInputError
+from ._keys import KeySchema
+from ._shell import AsyncRunner, Bound, SyncRunner
+
+__all__ = ["RedisRateLimiter", "SyncRedisRateLimiter"]
+
+logger = logging.getLogger("arketic_cache")
+
+#: A rate-limit key: a string, or a key schema instance (e.g. ``RateLimitApiKey``).
+RateKey = str | KeySchema
+
+
+class _LimiterBase(Bound):
+    """Argument handling shared by both twins."""
+
+    __slots__ = ("_clock", "_mode", "degraded_decisions", "fail_closed", "window_size")
+
+    def __init__(
+        self,
+        window_size: float = 60,
+        *,
+        connection: _connection.RedisConnection | None = None,
+        key_prefix: str | None = None,
+        fail_closed: bool = False,
+        mode: Mode = "auto",
+        strict: bool = False,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        """Limit per trailing ``window_size`` seconds (the spec's default is 60).
+
+        On a Redis failure requests are allowed and marked ``degraded`` (the spec's graceful
+        degradation); ``fail_closed=True`` denies them instead (for login or brute-force
+        limits), and ``strict=True`` raises ``BackendError``. ``mode`` is the storage of
+        windowed limits (see ``Limit``). ``clock`` replaces Redis' clock with one returning
+        microseconds: a seam for tests, never for production.
+
+        Raises:
+            InvalidInputError: a bad window or mode.
+        """
+        super().__init__(connection, key_prefix=key_prefix, strict=strict)
+        Limit(1, window_size, mode)  # validates both
+        self.window_size = window_size
+        self.fail_closed = fail_closed
+        self._mode = mode
+        self._clock = clock
+        self.degraded_decisions = 0
+
+    def limit(self, limit: int | Limit) -> Limit:
+        """``limit`` as a ``Limit`` (an int means per ``window_size``)."""
+        if isinstance(limit, Limit):
+            return limit
+        return Limit(limit, self.window_size, self._mode)
+
+    def _key(self, key: RateKey) -> str:
+        text = key.render() if isinstance(key, KeySchema) else key
+        return self._prefix + check_key(text, self.connection.settings.max_key_bytes)
+
+    def _plan(
+        self, key: RateKey, limits: tuple[int | Limit, ...], cost: int
+    ) -> tuple[tuple[str, ...], tuple[Limit, ...], Decision | None]:
+        if not limits:
+            raise InvalidInputError("check needs at least one limit")
+        if type(cost) is not int or cost < 1:
+            raise InvalidInputError(f"a cost is a positive int, not {cost!r}")
+        checked = tuple(self.limit(limit) for limit in limits)
+        if len({limit.tag for limit in checked}) < len(checked):
+            raise InvalidInputError("the same limit is given twice")
+        base = self._key(key)
+        keys = (base,) if len(checked) == 1 else tuple(f"{base}:{lim.tag}" for lim in checked)
+        if any(cost > limit.limit for limit in checked):
+            return keys, checked, too_costly(checked, cost)
+        return keys, checked, None
+
+    def _fallback(self, limits: tuple[Limit, ...], cost: int) -> Decision:
+        return degraded(limits, cost, allowed=not self.fail_closed)
+
+    def _note(self, decision: Decision) -> Decision:
+        if decision.degraded:
+            self.degraded_decisions += 1
+        return decision
+
+    def _now(self) -> int | None:
+        return None if self._clock is None else self._clock()
+
+    @staticmethod
+    def _amount(decision: Decision, amount: int | None) -> int:
+        if not decision.allowed or decision.degraded or not decision.keys:
+            raise InvalidInputError("only an admitted, recorded decision can be refunded")
+        amount = decision.cost if amount is None else amount
+        if type(amount) is not int or not 1 <= amount <= decision.cost:
+            raise InvalidInputError(f"a refund is an int from 1 to the cost ({decision.cost})")
+        return amount
+
+    def get_info(self) -> dict[str, Any]:
+        """Counters: decisions answered without Redis, and the connection's failure counters."""
+        conn = self._bind()
+        return {
+            "degraded_decisions": self.degraded_decisions,
+            **conn.state.counters(),
+            "backend": conn.backend,
+            "url": conn.settings.display_url,
+        }
+
+
+class SyncRedisRateLimiter(_LimiterBase, SyncRunner):
+    """Blocking twin of ``RedisRateLimiter``: the same methods, without ``await``."""
+
+    __slots__ = ()
+
+    def is_allowed(self, key: RateKey, limit: int) -> tuple[bool, int, int]:
+        """The spec's call: ``(is_allowed, current_count, remaining)`` per ``window_size``."""
+        return self.check(key, limit).as_tuple()
+
+    def check(self, key: RateKey, *limits: int | Limit, cost: int = 1) -> Decision:
+        """Admit a request of ``cost`` units if it fits every limit (then count it in all)."""
+        keys, checked, early = self._plan(key, limits, cost)
+        if early is not None:
+            return early
+        flow = decide(keys, checked, cost, secrets.randbits(40), self._now())
+        return self._note(self._run(flow, self._fallback(checked, cost)))
+
+    def quota(self, key: RateKey, limit: int, *, cost: int = 1) -> Decision:
+        """A calendar-month quota (UTC): ``reset_after`` runs to 00:00 on the 1st."""
+        return self.check(key, Limit.monthly(limit), cost=cost)
+
+    def refund(self, decision: Decision, amount: int | None = None) -> int:
+        """Give back ``amount`` (default: all) of an admitted request's units; how many were."""
+        amount = self._amount(decision, amount)
+        return self._run(refund(decision, amount), 0)
+
+
+class RedisRateLimiter(_LimiterBase, AsyncRunner):
+    """The spec's sliding-window rate limiter: exact, atomic, on Redis' clock, failing open."""
+
+    __slots__ = ()
+
+    async def is_allowed(self, key: RateKey, limit: int) -> tuple[bool, int, int]:
+        """The spec's call: ``(is_allowed, current_count, remaining)`` per ``window_size``."""
+        return (await self.check(key, limit)).as_tuple()
+
+    async def check(self, key: RateKey, *limits: int | Limit, cost: int = 1) -> Decision:
+        """Admit a request of ``cost`` units if it fits every limit (then count it in all)."""
+        keys, checked, early = self._plan(key, limits, cost)
+        if early is not None:
+            return early
+        flow = decide(keys, checked, cost, secrets.randbits(40), self._now())
+        return self._note(await self._run(flow, self._fallback(checked, cost)))
+
+    async def quota(self, key: RateKey, limit: int, *, cost: int = 1) -> Decision:
+        """A calendar-month quota (UTC): ``reset_after`` runs to 00:00 on the 1st."""
+        return await self.check(key, Limit.monthly(limit), cost=cost)
+
+    async def refund(self, decision: Decision, amount: int | None = None) -> int:
+        """Give back ``amount`` (default: all) of an admitted request's units; how many were."""
+        amount = self._amount(decision, amount)
+        return await self._run(refund(decision, amount), 0)
