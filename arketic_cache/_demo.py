@@ -10,11 +10,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from ._cache import RedisCache
-from ._catalogue import ChatMessagesKey, KBSearchKey, UserPermissionsKey
+from ._catalogue import ChatMessagesKey, KBSearchKey, RateLimitApiKey, UserPermissionsKey
 from ._collections import ListRepository, SetRepository
 from ._connection import RedisConnection, close_redis, init_redis
+from ._core._ratelimit import Limit
 from ._keys import HashKey, StringKey, stable_hash
 from ._memo import cached
+from ._rate_limited import rate_limit_headers
+from ._ratelimit import RedisRateLimiter
 from ._repository import HashRepository, StringRepository
 from ._ttl import TTL
 
@@ -78,6 +81,7 @@ async def _cache_demo() -> None:
     _show("client counters", info["client"])
     await _repository_demo()
     await _cached_demo(conn)
+    await _rate_limit_demo()
     removed = await cache.flush_pattern("*", allow_all=True)
     print(f"\nCleaned up the {removed} demo keys (prefix 'demo:').")
     await close_redis()
@@ -103,6 +107,31 @@ async def _cached_demo(conn: RedisConnection) -> None:
     leftovers = [key async for key in conn.client.scan_iter("cached:demo*")]
     if leftovers:
         await conn.client.unlink(*leftovers)
+
+
+async def _rate_limit_demo() -> None:
+    print("\nRate limiting (exact sliding window, one script on Redis' clock):")
+    limiter = RedisRateLimiter(window_size=60, key_prefix="demo:")
+    key = RateLimitApiKey(user_id=123, endpoint="chat")
+    for _ in range(4):
+        _show(f"is_allowed({key.render()!r}, limit=3)", await limiter.is_allowed(key, 3))
+    tokens = await limiter.check("rate:ai:123:tokens", Limit(10, 1), Limit(50, 60), cost=8)
+    _show("check(..., 10/1s and 50/60s, cost=8).remaining", tokens.remaining)
+    denied = await limiter.check("rate:ai:123:tokens", Limit(10, 1), Limit(50, 60), cost=5)
+    _show("the same with cost=5: allowed", denied.allowed)
+    _show("  binding limit, retry_after (s)", (denied.limit, round(denied.retry_after, 2)))
+    _show("  headers", rate_limit_headers(denied))
+    _show(
+        "refund(the first, 6), then cost=5 allowed",
+        (
+            await limiter.refund(tokens, 6),
+            (
+                await limiter.check("rate:ai:123:tokens", Limit(10, 1), Limit(50, 60), cost=5)
+            ).allowed,
+        ),
+    )
+    quota = await limiter.quota("rate:ai:org7:monthly", 1_000_000, cost=1200)
+    _show("quota(org, 1_000_000/month, cost=1200)", (quota.count, quota.remaining))
 
 
 class Profile(BaseModel):

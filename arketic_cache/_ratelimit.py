@@ -70,7 +70,8 @@ class _LimiterBase(Bound):
 
     def _key(self, key: RateKey) -> str:
         text = key.render() if isinstance(key, KeySchema) else key
-        return self._prefix + check_key(text, self.connection.settings.max_key_bytes)
+        conn = self.connection  # binds first: the prefix comes from its settings
+        return self._prefix + check_key(text, conn.settings.max_key_bytes)
 
     def _plan(
         self, key: RateKey, limits: tuple[int | Limit, ...], cost: int

@@ -31,6 +31,13 @@ def test_embedded_backend() -> None:
     for shown in ("get('user:123:profile')", "increment('stats:logins', 5)", "flush_pattern"):
         assert shown in out
     assert "-> 6" in out  # 1 + 5
+    limited = [line for line in out.splitlines() if "is_allowed(" in line]
+    assert [line.split("-> ")[1] for line in limited] == [
+        "(True, 1, 2)",
+        "(True, 2, 1)",
+        "(True, 3, 0)",
+        "(False, 3, 0)",
+    ]
 
 
 @pytest.mark.redis
