@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _connection
-from ._core._ratelimit import Decision, Limit, Mode, decide, degraded, refund, too_costly
+from ._core._ratelimit import Decision, Limit, Mode, Plan, decide, degraded, refund, too_costly
 from ._core._validate import check_key
 from ._exceptions import InvalidInputError
 from ._keys import KeySchema
@@ -30,7 +30,15 @@ RateKey = str | KeySchema
 class _LimiterBase(Bound):
     """Argument handling shared by both twins."""
 
-    __slots__ = ("_clock", "_mode", "degraded_decisions", "fail_closed", "window_size")
+    __slots__ = (
+        "_clock",
+        "_mode",
+        "_plans",
+        "_refunded",
+        "degraded_decisions",
+        "fail_closed",
+        "window_size",
+    )
 
     def __init__(
         self,
@@ -60,6 +68,10 @@ class _LimiterBase(Bound):
         self.fail_closed = fail_closed
         self._mode = mode
         self._clock = clock
+        self._plans: dict[tuple[int | Limit, ...], Plan] = {}
+        # Units already given back, per request id: a second refund of the same decision must
+        # not take back other requests' units from a shared counter (buckets, month).
+        self._refunded: dict[int, int] = {}
         self.degraded_decisions = 0
 
     def limit(self, limit: int | Limit) -> Limit:
@@ -75,22 +87,23 @@ class _LimiterBase(Bound):
 
     def _plan(
         self, key: RateKey, limits: tuple[int | Limit, ...], cost: int
-    ) -> tuple[tuple[str, ...], tuple[Limit, ...], Decision | None]:
-        if not limits:
-            raise InvalidInputError("check needs at least one limit")
+    ) -> tuple[tuple[str, ...], Plan, Decision | None]:
+        plan = self._plans.get(limits)
+        if plan is None:
+            plan = Plan.of(tuple(self.limit(limit) for limit in limits))
+            if len(self._plans) >= 256:
+                self._plans.clear()
+            self._plans[limits] = plan
         if type(cost) is not int or cost < 1:
             raise InvalidInputError(f"a cost is a positive int, not {cost!r}")
-        checked = tuple(self.limit(limit) for limit in limits)
-        if len({limit.tag for limit in checked}) < len(checked):
-            raise InvalidInputError("the same limit is given twice")
         base = self._key(key)
-        keys = (base,) if len(checked) == 1 else tuple(f"{base}:{lim.tag}" for lim in checked)
-        if any(cost > limit.limit for limit in checked):
-            return keys, checked, too_costly(checked, cost)
-        return keys, checked, None
+        keys = tuple(base + suffix for suffix in plan.suffixes)
+        if cost > plan.smallest:
+            return keys, plan, too_costly(plan.limits, cost)
+        return keys, plan, None
 
-    def _fallback(self, limits: tuple[Limit, ...], cost: int) -> Decision:
-        return degraded(limits, cost, allowed=not self.fail_closed)
+    def _fallback(self, plan: Plan, cost: int) -> Decision:
+        return degraded(plan.limits, cost, allowed=not self.fail_closed)
 
     def _note(self, decision: Decision) -> Decision:
         if decision.degraded:
@@ -100,14 +113,21 @@ class _LimiterBase(Bound):
     def _now(self) -> int | None:
         return None if self._clock is None else self._clock()
 
-    @staticmethod
-    def _amount(decision: Decision, amount: int | None) -> int:
+    def _amount(self, decision: Decision, amount: int | None) -> tuple[int, int]:
+        """The units this refund may still give back (0: already refunded by this limiter),
+        and how many of the request's units remain before it (the last ones go first)."""
         if not decision.allowed or decision.degraded or not decision.keys:
             raise InvalidInputError("only an admitted, recorded decision can be refunded")
         amount = decision.cost if amount is None else amount
         if type(amount) is not int or not 1 <= amount <= decision.cost:
             raise InvalidInputError(f"a refund is an int from 1 to the cost ({decision.cost})")
-        return amount
+        done = self._refunded.get(decision.request_id, 0)
+        amount = min(amount, decision.cost - done)
+        if amount:
+            if len(self._refunded) >= 10_000:
+                self._refunded.clear()
+            self._refunded[decision.request_id] = done + amount
+        return amount, decision.cost - done
 
     def get_info(self) -> dict[str, Any]:
         """Counters: decisions answered without Redis, and the connection's failure counters."""
@@ -131,11 +151,11 @@ class SyncRedisRateLimiter(_LimiterBase, SyncRunner):
 
     def check(self, key: RateKey, *limits: int | Limit, cost: int = 1) -> Decision:
         """Admit a request of ``cost`` units if it fits every limit (then count it in all)."""
-        keys, checked, early = self._plan(key, limits, cost)
+        keys, plan, early = self._plan(key, limits, cost)
         if early is not None:
             return early
-        flow = decide(keys, checked, cost, secrets.randbits(40), self._now())
-        return self._note(self._run(flow, self._fallback(checked, cost)))
+        flow = decide(keys, plan, cost, secrets.randbits(40), self._now())
+        return self._note(self._run(flow, self._fallback(plan, cost)))
 
     def quota(self, key: RateKey, limit: int, *, cost: int = 1) -> Decision:
         """A calendar-month quota (UTC): ``reset_after`` runs to 00:00 on the 1st."""
@@ -143,8 +163,8 @@ class SyncRedisRateLimiter(_LimiterBase, SyncRunner):
 
     def refund(self, decision: Decision, amount: int | None = None) -> int:
         """Give back ``amount`` (default: all) of an admitted request's units; how many were."""
-        amount = self._amount(decision, amount)
-        return self._run(refund(decision, amount), 0)
+        amount, top = self._amount(decision, amount)
+        return self._run(refund(decision, amount, top, self._now()), 0) if amount else 0
 
 
 class RedisRateLimiter(_LimiterBase, AsyncRunner):
@@ -158,11 +178,11 @@ class RedisRateLimiter(_LimiterBase, AsyncRunner):
 
     async def check(self, key: RateKey, *limits: int | Limit, cost: int = 1) -> Decision:
         """Admit a request of ``cost`` units if it fits every limit (then count it in all)."""
-        keys, checked, early = self._plan(key, limits, cost)
+        keys, plan, early = self._plan(key, limits, cost)
         if early is not None:
             return early
-        flow = decide(keys, checked, cost, secrets.randbits(40), self._now())
-        return self._note(await self._run(flow, self._fallback(checked, cost)))
+        flow = decide(keys, plan, cost, secrets.randbits(40), self._now())
+        return self._note(await self._run(flow, self._fallback(plan, cost)))
 
     async def quota(self, key: RateKey, limit: int, *, cost: int = 1) -> Decision:
         """A calendar-month quota (UTC): ``reset_after`` runs to 00:00 on the 1st."""
@@ -170,5 +190,5 @@ class RedisRateLimiter(_LimiterBase, AsyncRunner):
 
     async def refund(self, decision: Decision, amount: int | None = None) -> int:
         """Give back ``amount`` (default: all) of an admitted request's units; how many were."""
-        amount = self._amount(decision, amount)
-        return await self._run(refund(decision, amount), 0)
+        amount, top = self._amount(decision, amount)
+        return await self._run(refund(decision, amount, top, self._now()), 0) if amount else 0

@@ -24,6 +24,7 @@ from arketic_cache.testing import RedisServer, find_redis_server
 from .cache_bench import Sizes, cache_benchmarks, one_kb_value
 from .cached_bench import cached_benchmarks
 from .peers import peer_contenders
+from .ratelimit_bench import rate_limit_benchmarks
 from .report import markdown, write_json
 from .repository_bench import repository_benchmarks
 from .timing import Outcome, measure
@@ -70,6 +71,9 @@ async def _run(
         memo_benchmarks, memo_notes = await cached_benchmarks(server, sizes, stack)
         benchmarks += memo_benchmarks
         notes += memo_notes
+        limit_benchmarks, limit_notes = await rate_limit_benchmarks(server, sizes, rounds, stack)
+        benchmarks += limit_benchmarks
+        notes += limit_notes
         started = time.perf_counter()
         outcomes = await measure(benchmarks, rounds)
         elapsed = time.perf_counter() - started
@@ -77,7 +81,8 @@ async def _run(
         "rounds": rounds,
         "calls per batch": f"get {sizes.get_calls}, get_many {sizes.many_calls}, "
         f"breaker-open {sizes.breaker_calls}, repository {sizes.repository_calls}, "
-        f"@cached L1 hit {sizes.l1_calls}, @cached L2 hit and invalidate {sizes.get_calls}",
+        f"@cached L1 hit {sizes.l1_calls}, @cached L2 hit and invalidate {sizes.get_calls}, "
+        f"rate-limit decision {sizes.get_calls}",
         "timed": f"{elapsed:.1f} s",
         "python": platform.python_version(),
         "redis-py": version("redis"),

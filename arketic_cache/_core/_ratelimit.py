@@ -22,6 +22,7 @@ __all__ = [
     "Limit",
     "LimitState",
     "Mode",
+    "Plan",
     "Window",
     "decide",
     "degraded",
@@ -154,19 +155,46 @@ class Decision:
         return self.allowed, self.count, self.remaining if self.allowed else 0
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a set of limits sends to the script, worked out once and reused for every call."""
+
+    limits: tuple[Limit, ...]
+    suffixes: tuple[str, ...]  # appended to the key: "" for one limit, ":<tag>" for several
+    tail: tuple[Arg, ...]  # each limit's kind and size, then each window
+    smallest: int
+
+    @classmethod
+    def of(cls, limits: tuple[Limit, ...]) -> Plan:
+        """The plan for ``limits`` (one key each).
+
+        Raises:
+            InvalidInputError: no limit, or the same limit twice.
+        """
+        if not limits:
+            raise InvalidInputError("check needs at least one limit")
+        tags = tuple(limit.tag for limit in limits)
+        if len(set(tags)) < len(tags):
+            raise InvalidInputError("the same limit is given twice")
+        suffixes = ("",) if len(limits) == 1 else tuple(f":{tag}" for tag in tags)
+        tail: list[Arg] = []
+        for limit in limits:
+            tail += [limit.kind, limit.limit]
+        tail += [limit.window_us for limit in limits]
+        return cls(limits, suffixes, tuple(tail), min(limit.limit for limit in limits))
+
+
 def decide(
     keys: tuple[str, ...],
-    limits: tuple[Limit, ...],
+    plan: Plan,
     cost: int,
     request_id: int,
     now_us: int | None = None,
 ) -> Flow[Decision]:
-    """Check and record one request against ``limits`` (one key each), in one round trip."""
-    args: list[Arg] = [cost, request_id, "" if now_us is None else now_us]
-    for limit in limits:
-        args += [limit.kind, limit.limit]
-    args += [limit.window_us for limit in limits]
-    reply = yield Eval(RATE_LIMIT, keys, tuple(args))
+    """Check and record one request against the plan's limits (one key each), in one trip."""
+    limits = plan.limits
+    args = (cost, request_id, "" if now_us is None else now_us, *plan.tail)
+    reply = yield Eval(RATE_LIMIT, keys, args)
     allowed, at_us, binding = bool(reply[0]), int(reply[1]), int(reply[2]) - 1
     states = tuple(
         LimitState(
@@ -229,9 +257,10 @@ def month_number(at_us: int) -> int:
     return moment.year * 12 + moment.month - 1
 
 
-def refund(decision: Decision, amount: int) -> Flow[int]:
+def refund(decision: Decision, amount: int, top: int, now_us: int | None = None) -> Flow[int]:
     """Give back ``amount`` units of an admitted request; how many were (the least per limit)."""
-    args: list[Arg] = [amount, decision.cost, decision.request_id, decision.at_us]
+    now: Arg = "" if now_us is None else now_us
+    args: list[Arg] = [amount, top, decision.request_id, decision.at_us, now]
     for state in decision.states:
         args += [state.limit.kind, state.limit.window_us]
     args.append(month_number(decision.at_us))

@@ -75,10 +75,6 @@ for i = 1, n do
       local oldest = redis.call('ZRANGE', key, over - 1, over - 1, 'WITHSCORES')
       s.retry = tonumber(oldest[2]) + window - now
     end
-    if s.count > 0 then
-      local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-      s.reset = tonumber(newest[2]) + window - now
-    end
   elseif kind == 2 then
     local width = window / BUCKETS
     s.width = width
@@ -130,7 +126,10 @@ if fits then
         args[#args + 1] = int(base + unit)
       end
       redis.call('ZADD', key, unpack(args))
-      redis.call('PEXPIRE', key, math.ceil(s.window / 1000))
+      -- The key must outlive its newest entry by a window: extend it to two windows only
+      -- when less than one is left (a read is cheaper than a write on every request).
+      local ttl = math.ceil(s.window / 1000)
+      if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, 2 * ttl) end
       s.reset = s.window
     elseif s.kind == 2 then
       redis.call('HINCRBY', key, int(math.floor(now / s.width)), cost)
@@ -143,6 +142,17 @@ if fits then
       s.reset = s.ends
     end
     s.count = s.count + cost
+  end
+end
+
+-- A denied request's logs reset when their newest entry leaves (an admitted one: a window).
+if not fits then
+  for i = 1, n do
+    local s = state[i]
+    if s.kind == 1 and s.count > 0 then
+      local newest = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
+      s.reset = tonumber(newest[2]) + s.window - now
+    end
   end
 end
 

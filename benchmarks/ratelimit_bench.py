@@ -1,0 +1,325 @@
+"""Rate limiting: one decision against a raw INCR, a trivial script, and ``limits``' strategies.
+
+What is timed, sync and async alike: one decision at 100 requests per trailing minute. Every
+contender cycles over a key set of its own (at least 512 keys, more when the run is long), and
+key ``i`` starts with ``i % 64`` admitted requests in its window, so the timed decisions see
+windows from empty to 63 of 100 full, and no key can reach the limit during the run: every
+timed decision admits and records the request (what an API mostly does). For ours that is
+the exact log (``mode="auto"`` keeps a sorted set up to 128 requests). Rows:
+
+- floor: redis-py ``r.incr(k)``, the raw INCR a fixed-window counter costs;
+- info: redis-py ``r.evalsha`` of ``return 1`` (one key): the cost of any script call; and
+  redis-py ``r.evalsha`` of our ``rate_limit.lua`` with the arguments ours sends, which
+  splits a gap to the floor into the script's work in Redis and our Python layer;
+- ours: ``SyncRedisRateLimiter().is_allowed(key, 100)`` (the spec's tuple) and
+  ``check(key, 100)`` (the full ``Decision``: count, remaining, retry-after, reset), each one
+  EVALSHA; ``RedisRateLimiter`` for the async row;
+- peers: ``limits`` (see ``ratelimit_peers``), ``hit()`` alone and ``hit()`` +
+  ``get_window_stats()``, the second call being what it takes to get remaining and reset.
+
+Every contender is primed and probed before it is timed (the probe must admit with the
+expected count), and our limiters must have answered every decision from Redis (none
+``degraded``) when the run ends. Memory is measured once, not timed, and reported in notes:
+``MEMORY USAGE`` of a key after ``limit`` admitted requests, ours and ``limits``'.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from arketic_cache import Limit, RedisConnection, RedisRateLimiter, SyncRedisRateLimiter
+from arketic_cache._lua import RATE_LIMIT
+from arketic_cache.testing import RedisServer
+
+from .cache_bench import Sizes
+from .ratelimit_peers import (
+    FILL_LEVELS,
+    LIMIT,
+    ROW_KINDS,
+    RowKind,
+    cycling_over,
+    fill,
+    footprint,
+    key_names,
+    limits_memory,
+    peer_rows,
+)
+from .timing import Benchmark, Contender, Target, async_batch, sync_batch
+
+__all__ = ["rate_limit_benchmarks"]
+
+SYNC_TARGET = Target(1.25, "ratio", "rate-limit decision (sync) vs raw INCR")
+ASYNC_TARGET = Target(1.4, "ratio", "rate-limit decision (async) vs raw INCR")
+#: Fewest keys per contender; more when the run could fill a key to its limit.
+MIN_KEYS = 512
+WINDOW_US = 60_000_000
+TRIVIAL_SCRIPT = "return 1"
+#: The limits of the memory notes: ``mode="auto"`` keeps a log at the first, buckets at the second.
+MEMORY_LIMITS = (100, 1000)
+
+
+def _key_count(rounds: int, calls: int) -> int:
+    """Keys per contender so that no key reaches ``LIMIT``: the warm-up, every round, a probe."""
+    decisions = (rounds + 1) * calls + 1
+    return max(MIN_KEYS, math.ceil(decisions / (LIMIT - FILL_LEVELS)))
+
+
+def _expect_admitted(label: str, got: tuple[bool, int, int], count: int) -> None:
+    if got != (True, count, LIMIT - count):
+        raise RuntimeError(f"{label}: got {got}, not an admission at count {count}")
+
+
+async def _check_decided(limiters: Sequence[SyncRedisRateLimiter | RedisRateLimiter]) -> None:
+    """Fail loudly if a decision fell back: then our rows timed answers given without Redis."""
+    if any(limiter.degraded_decisions for limiter in limiters):
+        raise RuntimeError("a rate-limit decision was degraded during the run; rerun the benchmark")
+
+
+async def _floors(
+    raw: redis.Redis, araw: redis.asyncio.Redis, key_count: int
+) -> dict[RowKind, list[Contender]]:
+    trivial, ours = raw.script_load(TRIVIAL_SCRIPT), raw.script_load(RATE_LIMIT.text)
+    incr_keys, aincr_keys = key_names("incr", key_count), key_names("incr-aio", key_count)
+    noop_keys, anoop_keys = key_names("noop", key_count), key_names("noop-aio", key_count)
+    script_keys, ascript_keys = key_names("script", key_count), key_names("script-aio", key_count)
+    for index, (key, akey) in enumerate(zip(script_keys, ascript_keys, strict=True)):
+        if fill(index):
+            for name in (key, akey):
+                reply = raw.evalsha(ours, 1, name, fill(index), 1, "", 1, LIMIT, WINDOW_US)
+                if reply[0] != 1:
+                    raise RuntimeError(f"priming our script was refused: {reply}")
+
+    def incr(key: str) -> Any:
+        return raw.incr(key)
+
+    async def aincr(key: str) -> Any:
+        return await araw.incr(key)
+
+    def noop(key: str) -> Any:
+        return raw.evalsha(trivial, 1, key)
+
+    async def anoop(key: str) -> Any:
+        return await araw.evalsha(trivial, 1, key)
+
+    # What ``check(key, 100)`` sends: cost, a fresh request id, Redis' clock, a log of 100/60 s.
+    def ours_raw(key: str) -> Any:
+        return raw.evalsha(ours, 1, key, 1, secrets.randbits(40), "", 1, LIMIT, WINDOW_US)
+
+    async def aours_raw(key: str) -> Any:
+        return await araw.evalsha(ours, 1, key, 1, secrets.randbits(40), "", 1, LIMIT, WINDOW_US)
+
+    probes = [
+        ("raw INCR", incr(incr_keys[0]), 1),
+        ("async raw INCR", await aincr(aincr_keys[0]), 1),
+        ("raw EVALSHA return 1", noop(noop_keys[0]), 1),
+        ("async raw EVALSHA return 1", await anoop(anoop_keys[0]), 1),
+        ("our script on redis-py", ours_raw(script_keys[0])[:1], [1]),
+        ("our script on redis.asyncio", (await aours_raw(ascript_keys[0]))[:1], [1]),
+    ]
+    for label, got, want in probes:
+        if got != want:
+            raise RuntimeError(f"{label} returned {got!r}, not {want!r}")
+    return {
+        "decision sync": [
+            Contender(
+                "redis-py `r.incr(k)` (raw INCR floor)",
+                sync_batch(cycling_over(incr, incr_keys)),
+                "floor",
+            ),
+            Contender(
+                "redis-py `r.evalsha` of `return 1` (script floor)",
+                sync_batch(cycling_over(noop, noop_keys)),
+                "info",
+            ),
+            Contender(
+                "redis-py `r.evalsha` of our rate_limit.lua (same args)",
+                sync_batch(cycling_over(ours_raw, script_keys)),
+                "info",
+            ),
+        ],
+        "decision async": [
+            Contender(
+                "redis.asyncio `await r.incr(k)` (raw INCR floor)",
+                async_batch(cycling_over(aincr, aincr_keys)),
+                "floor",
+            ),
+            Contender(
+                "redis.asyncio `await r.evalsha` of `return 1` (script floor)",
+                async_batch(cycling_over(anoop, anoop_keys)),
+                "info",
+            ),
+            Contender(
+                "redis.asyncio `await r.evalsha` of our rate_limit.lua (same args)",
+                async_batch(cycling_over(aours_raw, ascript_keys)),
+                "info",
+            ),
+        ],
+    }
+
+
+async def _ours(
+    conn: RedisConnection, key_count: int, stack: AsyncExitStack
+) -> dict[RowKind, list[Contender]]:
+    limiter, alimiter = SyncRedisRateLimiter(connection=conn), RedisRateLimiter(connection=conn)
+    stack.push_async_callback(_check_decided, (limiter, alimiter))
+    sets = {
+        tag: key_names(tag, key_count)
+        for tag in ("ours-is-allowed", "ours-check", "ours-is-allowed-aio", "ours-check-aio")
+    }
+    for index in range(key_count):
+        if not fill(index):
+            continue
+        for tag, names in sets.items():
+            primed = limiter.check(names[index], LIMIT, cost=fill(index))
+            if primed.as_tuple() != (True, fill(index), LIMIT - fill(index)):
+                raise RuntimeError(f"priming {tag} was refused: {primed}")
+
+    def is_allowed(key: str) -> tuple[bool, int, int]:
+        return limiter.is_allowed(key, LIMIT)
+
+    def check(key: str) -> Any:
+        return limiter.check(key, LIMIT)
+
+    async def ais_allowed(key: str) -> tuple[bool, int, int]:
+        return await alimiter.is_allowed(key, LIMIT)
+
+    async def acheck(key: str) -> Any:
+        return await alimiter.check(key, LIMIT)
+
+    _expect_admitted("is_allowed", is_allowed(sets["ours-is-allowed"][0]), 1)
+    _expect_admitted("check", check(sets["ours-check"][0]).as_tuple(), 1)
+    _expect_admitted("async is_allowed", await ais_allowed(sets["ours-is-allowed-aio"][0]), 1)
+    _expect_admitted("async check", (await acheck(sets["ours-check-aio"][0])).as_tuple(), 1)
+    return {
+        "decision sync": [
+            Contender(
+                "`SyncRedisRateLimiter.is_allowed(k, 100)`",
+                sync_batch(cycling_over(is_allowed, sets["ours-is-allowed"])),
+            ),
+            Contender(
+                "`SyncRedisRateLimiter.check(k, 100)` (full Decision)",
+                sync_batch(cycling_over(check, sets["ours-check"])),
+            ),
+        ],
+        "decision async": [
+            Contender(
+                "`await RedisRateLimiter.is_allowed(k, 100)`",
+                async_batch(cycling_over(ais_allowed, sets["ours-is-allowed-aio"])),
+            ),
+            Contender(
+                "`await RedisRateLimiter.check(k, 100)` (full Decision)",
+                async_batch(cycling_over(acheck, sets["ours-check-aio"])),
+            ),
+        ],
+    }
+
+
+# -- memory ----------------------------------------------------------------------------------------
+def _spread_clock(raw: redis.Redis, size: int) -> Callable[[], int]:
+    """A clock for ``size`` requests at even steps over the window that ends now (Redis time)."""
+    seconds, micros = raw.time()
+    now = seconds * 1_000_000 + micros
+    ticks = iter(range(now - WINDOW_US + WINDOW_US // size, now + 1, WINDOW_US // size))
+    return lambda: next(ticks)
+
+
+def _our_memory(
+    conn: RedisConnection, raw: redis.Redis, variant: str, mode: Any, spread: bool
+) -> list[tuple[str, int, int, str]]:
+    """(variant, limit, bytes, encoding) after ``limit`` admitted requests on one fresh key.
+
+    ``spread`` times the requests evenly over the window through the limiter's clock seam
+    (the buckets' worst case: every sub-window holds some); otherwise they arrive back to back.
+    """
+    found: list[tuple[str, int, int, str]] = []
+    for size in MEMORY_LIMITS:
+        limiter = SyncRedisRateLimiter(
+            connection=conn, clock=_spread_clock(raw, size) if spread else None
+        )
+        key = f"bench:rl:mem:{variant}:{size}"
+        limit = Limit(size, WINDOW_US / 1_000_000, mode)
+        for _ in range(size):
+            if not limiter.check(key, limit).allowed or limiter.degraded_decisions:
+                raise RuntimeError(f"memory of ours ({variant}): a request was not admitted")
+        found.append((variant, size, *footprint(raw, [key])))
+    return found
+
+
+def _memory_notes(rows: Sequence[tuple[str, int, int, str]]) -> list[str]:
+    by_variant: dict[str, list[str]] = {}
+    for variant, size, used, encoding in rows:
+        by_variant.setdefault(variant, []).append(
+            f"limit {size} → {used:,} B ({used / size:.1f} B/request, {encoding})"
+        )
+    notes = [
+        "rate-limit memory (not timed): `MEMORY USAGE key SAMPLES 0` (key name and Redis' "
+        "per-key overhead included) after `limit` admitted requests of cost 1 on a fresh key, "
+        "60 s window; sent back to back unless spread"
+    ]
+    notes += [f"memory, {variant}: {'; '.join(cells)}" for variant, cells in by_variant.items()]
+    return notes
+
+
+async def _memory(
+    server: RedisServer, conn: RedisConnection, raw: redis.Redis, stack: AsyncExitStack
+) -> list[str]:
+    rows = _our_memory(conn, raw, 'ours `mode="auto"`', "auto", spread=False)
+    rows += _our_memory(
+        conn, raw, 'ours `mode="auto"`, spread evenly over the window', "auto", spread=True
+    )
+    rows += _our_memory(conn, raw, 'ours `mode="log"`', "log", spread=False)
+    try:
+        rows += limits_memory(server, raw, MEMORY_LIMITS, stack)
+    except ImportError:
+        pass  # peer_rows notes that limits is missing
+    except Exception as exc:  # a peer's incompatibility must not stop our own benchmarks
+        reason = str(exc).replace(server.password, "***")
+        return [*_memory_notes(rows), f"limits memory: skipped, {type(exc).__name__}: {reason}"]
+    return _memory_notes(rows)
+
+
+async def rate_limit_benchmarks(
+    server: RedisServer, sizes: Sizes, rounds: int, stack: AsyncExitStack
+) -> tuple[list[Benchmark], list[str]]:
+    """Prime and probe every rate-limit contender and peer; return the benchmarks and notes.
+
+    ``rounds`` sizes the key sets, so that no key fills up during the run.
+    """
+    url = server.url
+    conn = RedisConnection(url=url)
+    stack.push_async_callback(conn.aclose)
+    raw = redis.Redis.from_url(url)
+    stack.callback(raw.close)
+    araw = redis.asyncio.Redis.from_url(url)
+    stack.push_async_callback(araw.aclose)
+
+    calls = sizes.get_calls
+    key_count = _key_count(rounds, calls)
+    rows: dict[RowKind, list[Contender]] = {kind: [] for kind in ROW_KINDS}
+    for part in (await _floors(raw, araw, key_count), await _ours(conn, key_count, stack)):
+        for kind, contenders in part.items():
+            rows[kind] += contenders
+    peers, notes = await peer_rows(server, key_count, stack)
+    for kind, contenders in peers.items():
+        rows[kind] += contenders
+    notes += await _memory(server, conn, raw, stack)
+    notes.insert(
+        0,
+        f"rate limit: {LIMIT}/min per key; each contender cycles over {key_count} keys of its "
+        f"own, key i starting with i % {FILL_LEVELS} admitted requests; every timed "
+        "decision admits",
+    )
+
+    specs: Sequence[tuple[RowKind, str, Target]] = (
+        ("decision sync", "rate limit decision (sync)", SYNC_TARGET),
+        ("decision async", "rate limit decision (async)", ASYNC_TARGET),
+    )
+    benchmarks = [Benchmark(name, calls, rows[kind], target) for kind, name, target in specs]
+    return benchmarks, notes
