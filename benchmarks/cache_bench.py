@@ -14,12 +14,10 @@ from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-import redis.asyncio
-
 from arketic_cache import RedisCache, RedisConnection, SyncRedisCache
 from arketic_cache.testing import free_port
 
+from .clients import open_clients
 from .timing import Benchmark, Contender, Target, async_batch, sync_batch
 
 __all__ = ["HIT_TARGET", "OPEN_BREAKER_TARGET", "Sizes", "cache_benchmarks", "one_kb_value"]
@@ -103,13 +101,8 @@ async def cache_benchmarks(
     ``async_peers`` join the async ``get`` benchmark as extra rows. ``stack`` closes clients.
     """
     value = one_kb_value()
-    conn = RedisConnection(url=url)
-    stack.push_async_callback(conn.aclose)
+    conn, raw, araw = open_clients(url, stack)
     sync_cache, async_cache = SyncRedisCache(conn), RedisCache(conn)
-    raw = redis.Redis.from_url(url)
-    stack.callback(raw.close)
-    araw = redis.asyncio.Redis.from_url(url)
-    stack.push_async_callback(araw.aclose)
 
     keys = [f"{MANY_PREFIX}{i}" for i in range(sizes.many_keys)]
     if not sync_cache.set(KEY, value, ttl=3600) or not sync_cache.set_many(

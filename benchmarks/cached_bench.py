@@ -26,15 +26,14 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import cachetools
-import redis
-import redis.asyncio
 
-from arketic_cache import RedisConnection, cached
+from arketic_cache import cached
 from arketic_cache.testing import RedisServer
 
 from .cache_bench import Sizes, one_kb_value
 from .cached_peers import ROW_KINDS, RowKind, peer_rows
 from .calls import IDS, Source, cycling, expect, primed_async, primed_sync
+from .clients import open_clients
 from .timing import Benchmark, Contender, Target, async_batch, sync_batch
 
 __all__ = ["cached_benchmarks"]
@@ -59,12 +58,7 @@ async def cached_benchmarks(
     """Prime and check every ``@cached`` contender and peer; return the benchmarks and notes."""
     value = one_kb_value()
     url = server.url
-    conn = RedisConnection(url=url)
-    stack.push_async_callback(conn.aclose)
-    raw = redis.Redis.from_url(url)
-    stack.callback(raw.close)
-    araw = redis.asyncio.Redis.from_url(url)
-    stack.push_async_callback(araw.aclose)
+    conn, raw, araw = open_clients(url, stack)
     encoded = json.dumps(value, separators=(",", ":"))
     raw_keys = [f"{RAW_PREFIX}{user_id}" for user_id in IDS]
     raw.mset(dict.fromkeys(raw_keys, encoded))

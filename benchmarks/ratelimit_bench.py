@@ -39,6 +39,7 @@ from arketic_cache._lua import RATE_LIMIT
 from arketic_cache.testing import RedisServer
 
 from .cache_bench import Sizes
+from .clients import open_clients
 from .ratelimit_peers import (
     FILL_LEVELS,
     LIMIT,
@@ -293,12 +294,7 @@ async def rate_limit_benchmarks(
     ``rounds`` sizes the key sets, so that no key fills up during the run.
     """
     url = server.url
-    conn = RedisConnection(url=url)
-    stack.push_async_callback(conn.aclose)
-    raw = redis.Redis.from_url(url)
-    stack.callback(raw.close)
-    araw = redis.asyncio.Redis.from_url(url)
-    stack.push_async_callback(araw.aclose)
+    conn, raw, araw = open_clients(url, stack)
 
     calls = sizes.get_calls
     key_count = _key_count(rounds, calls)

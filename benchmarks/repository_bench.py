@@ -42,6 +42,7 @@ from arketic_cache import (
 )
 
 from .cache_bench import one_kb_value
+from .clients import open_clients
 from .timing import Benchmark, Contender, Role, Target, async_batch, sync_batch
 
 __all__ = [
@@ -306,12 +307,7 @@ async def repository_benchmarks(url: str, calls: int, stack: AsyncExitStack) -> 
     ``calls`` is the number of calls per batch; ``stack`` closes the clients.
     """
     profile = Profile.model_validate(one_kb_value())
-    conn = RedisConnection(url=url)
-    stack.push_async_callback(conn.aclose)
-    raw = redis.Redis.from_url(url)
-    stack.callback(raw.close)
-    araw = redis.asyncio.Redis.from_url(url)
-    stack.push_async_callback(araw.aclose)
+    conn, raw, araw = open_clients(url, stack)
 
     prefix = conn.settings.key_prefix
     read = _rendered(READ_ID, prefix)
