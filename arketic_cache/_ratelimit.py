@@ -98,17 +98,14 @@ class _LimiterBase(Bound):
             raise InvalidInputError(f"a cost is a positive int, not {cost!r}")
         base = self._key(key)
         keys = tuple(base + suffix for suffix in plan.suffixes)
-        if cost > plan.smallest:
-            return keys, plan, too_costly(plan.limits, cost)
+        if cost > plan.tightest.limit:
+            return keys, plan, too_costly(plan, cost)
         return keys, plan, None
 
-    def _fallback(self, plan: Plan, cost: int) -> Decision:
-        return degraded(plan.limits, cost, allowed=not self.fail_closed)
-
-    def _note(self, decision: Decision) -> Decision:
-        if decision.degraded:
-            self.degraded_decisions += 1
-        return decision
+    def _degraded(self, plan: Plan, cost: int) -> Decision:
+        """The answer when Redis failed (built only then, not on every call)."""
+        self.degraded_decisions += 1
+        return degraded(plan, cost, allowed=not self.fail_closed)
 
     def _now(self) -> int | None:
         return None if self._clock is None else self._clock()
@@ -155,7 +152,8 @@ class SyncRedisRateLimiter(_LimiterBase, SyncRunner):
         if early is not None:
             return early
         flow = decide(keys, plan, cost, secrets.randbits(40), self._now())
-        return self._note(self._run(flow, self._fallback(plan, cost)))
+        decision = self._run(flow, None)
+        return decision if decision is not None else self._degraded(plan, cost)
 
     def quota(self, key: RateKey, limit: int, *, cost: int = 1) -> Decision:
         """A calendar-month quota (UTC): ``reset_after`` runs to 00:00 on the 1st."""
@@ -182,7 +180,8 @@ class RedisRateLimiter(_LimiterBase, AsyncRunner):
         if early is not None:
             return early
         flow = decide(keys, plan, cost, secrets.randbits(40), self._now())
-        return self._note(await self._run(flow, self._fallback(plan, cost)))
+        decision = await self._run(flow, None)
+        return decision if decision is not None else self._degraded(plan, cost)
 
     async def quota(self, key: RateKey, limit: int, *, cost: int = 1) -> Decision:
         """A calendar-month quota (UTC): ``reset_after`` runs to 00:00 on the 1st."""

@@ -35,8 +35,6 @@ __all__ = [
 LOG_MAX = 128
 #: Largest limit a log can hold at all (members are ``id * 4096 + unit``).
 LOG_HARD_MAX = 4096
-#: Sub-windows of a bucketed limit (matches BUCKETS in the scripts).
-BUCKETS = 64
 
 Mode: TypeAlias = Literal["auto", "log", "buckets"]
 Window: TypeAlias = float | Literal["month"]
@@ -162,7 +160,7 @@ class Plan:
     limits: tuple[Limit, ...]
     suffixes: tuple[str, ...]  # appended to the key: "" for one limit, ":<tag>" for several
     tail: tuple[Arg, ...]  # each limit's kind and size, then each window
-    smallest: int
+    tightest: Limit  # the smallest: what answers without Redis name
 
     @classmethod
     def of(cls, limits: tuple[Limit, ...]) -> Plan:
@@ -181,7 +179,7 @@ class Plan:
         for limit in limits:
             tail += [limit.kind, limit.limit]
         tail += [limit.window_us for limit in limits]
-        return cls(limits, suffixes, tuple(tail), min(limit.limit for limit in limits))
+        return cls(limits, suffixes, tuple(tail), min(limits, key=lambda limit: limit.limit))
 
 
 def decide(
@@ -225,13 +223,9 @@ def decide(
     )
 
 
-def _binding(limits: tuple[Limit, ...]) -> Limit:
-    return min(limits, key=lambda limit: limit.limit)
-
-
-def degraded(limits: tuple[Limit, ...], cost: int, allowed: bool) -> Decision:
+def degraded(plan: Plan, cost: int, allowed: bool) -> Decision:
     """The answer when Redis cannot decide: allowed (fail open) or denied, nothing counted."""
-    limit = _binding(limits)
+    limit = plan.tightest
     return Decision(
         allowed,
         0,
@@ -245,9 +239,9 @@ def degraded(limits: tuple[Limit, ...], cost: int, allowed: bool) -> Decision:
     )
 
 
-def too_costly(limits: tuple[Limit, ...], cost: int) -> Decision:
+def too_costly(plan: Plan, cost: int) -> Decision:
     """A request larger than a limit can never fit: denied at once, with no I/O."""
-    limit = _binding(limits)
+    limit = plan.tightest
     return Decision(False, 0, 0, math.inf, 0.0, limit.limit, limit.window, cost=cost)
 
 
