@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import queue
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeAlias, TypeVar
 
@@ -130,13 +131,30 @@ def map_error(exc: BaseException, state: BackendState) -> BackendError:
     return BackendResponseError(message)
 
 
+#: Every driver alive, so that a forked child can drop the sockets it shares with its parent.
+_drivers: weakref.WeakSet[_Driver] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for driver in list(_drivers):
+        driver._forget_connections()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class _Driver:
     """Failure handling shared by both drivers; subclasses add only the I/O loop."""
 
-    __slots__ = ("state",)
+    __slots__ = ("__weakref__", "state")
 
     def __init__(self, state: BackendState) -> None:
         self.state = state
+        _drivers.add(self)
+
+    def _forget_connections(self) -> None:
+        """Drop every connection without closing it (a forked child's are its parent's)."""
+        raise NotImplementedError
 
     def _record(self, exc: BaseException) -> BackendError:
         state = self.state
@@ -266,17 +284,19 @@ class SyncDriver(_Driver):
     third of a local round trip in redis-py 8. Clients handed to users keep redis-py's pool.
     """
 
-    __slots__ = ("_callbacks", "_idle", "_made", "_pid", "_pool", "_slots", "client")
+    __slots__ = ("_callbacks", "_idle", "_made", "_pool", "_slots", "client")
 
     def __init__(self, client: redis.Redis, state: BackendState) -> None:
         super().__init__(state)
         self.client = client
         self._pool = client.connection_pool
         self._callbacks: Callbacks = client.response_callbacks
-        self._pid = os.getpid()
         self._made: list[SyncConnection] = []
         self._idle: list[SyncConnection] = []  # most recently used last (list ops are atomic)
         self._slots = self._new_slots()
+
+    def _forget_connections(self) -> None:
+        self._made, self._idle, self._slots = [], [], self._new_slots()
 
     def _new_slots(self) -> queue.SimpleQueue[None]:
         # One token per connection: a flow holds one connection at a time, so callers wait
@@ -298,9 +318,6 @@ class SyncDriver(_Driver):
         if not self.state.breaker.allow():
             flow.close()
             return self._short_circuit(fallback, strict)
-        if self._pid != os.getpid():  # forked: the parent's sockets are not ours to use
-            self._pid, self._made, self._idle = os.getpid(), [], []
-            self._slots = self._new_slots()
         slots = self._slots
         try:
             slots.get(timeout=self.state.pool_timeout)
@@ -392,6 +409,10 @@ class AsyncDriver(_Driver):
         # redis-py's asyncio BlockingConnectionPool arms a timer and takes a Condition on
         # every checkout (+15% on a GET); this semaphore costs nothing until it is contended.
         self._slots = asyncio.BoundedSemaphore(state.pool_size)
+
+    def _forget_connections(self) -> None:
+        self._made, self._idle = [], []
+        self._slots = asyncio.BoundedSemaphore(self.state.pool_size)
 
     async def aclose(self) -> None:
         """Disconnect every connection the driver made."""
