@@ -9,8 +9,9 @@ the exact log (``mode="auto"`` keeps a sorted set up to 128 requests). Rows:
 
 - floor: redis-py ``r.incr(k)``, the raw INCR a fixed-window counter costs;
 - info: redis-py ``r.evalsha`` of ``return 1`` (one key): the cost of any script call; and
-  redis-py ``r.evalsha`` of our ``rate_limit.lua`` with the arguments ours sends, which
-  splits a gap to the floor into the script's work in Redis and our Python layer;
+  redis-py ``r.evalsha`` of our ``rate_log.lua`` (the script of one exact log) with the
+  arguments ours sends, which splits a gap to the floor into the script's work in Redis and
+  our Python layer;
 - ours: ``SyncRedisRateLimiter().is_allowed(key, 100)`` (the spec's tuple) and
   ``check(key, 100)`` (the full ``Decision``: count, remaining, retry-after, reset), each one
   EVALSHA; ``RedisRateLimiter`` for the async row;
@@ -35,7 +36,7 @@ import redis
 import redis.asyncio
 
 from arketic_cache import Limit, RedisConnection, RedisRateLimiter, SyncRedisRateLimiter
-from arketic_cache._lua import RATE_LIMIT
+from arketic_cache._lua import RATE_LOG
 from arketic_cache.testing import RedisServer
 
 from .cache_bench import Sizes
@@ -86,7 +87,7 @@ async def _check_decided(limiters: Sequence[SyncRedisRateLimiter | RedisRateLimi
 async def _floors(
     raw: redis.Redis, araw: redis.asyncio.Redis, key_count: int
 ) -> dict[RowKind, list[Contender]]:
-    trivial, ours = raw.script_load(TRIVIAL_SCRIPT), raw.script_load(RATE_LIMIT.text)
+    trivial, ours = raw.script_load(TRIVIAL_SCRIPT), raw.script_load(RATE_LOG.text)
     incr_keys, aincr_keys = key_names("incr", key_count), key_names("incr-aio", key_count)
     noop_keys, anoop_keys = key_names("noop", key_count), key_names("noop-aio", key_count)
     script_keys, ascript_keys = key_names("script", key_count), key_names("script-aio", key_count)
@@ -94,7 +95,7 @@ async def _floors(
         if fill(index):
             for name in (key, akey):
                 reply = raw.evalsha(ours, 1, name, fill(index), 1, "", 1, LIMIT, WINDOW_US)
-                if reply[0] != 1:
+                if reply.split()[0] != b"1":
                     raise RuntimeError(f"priming our script was refused: {reply}")
 
     def incr(key: str) -> Any:
@@ -121,8 +122,8 @@ async def _floors(
         ("async raw INCR", await aincr(aincr_keys[0]), 1),
         ("raw EVALSHA return 1", noop(noop_keys[0]), 1),
         ("async raw EVALSHA return 1", await anoop(anoop_keys[0]), 1),
-        ("our script on redis-py", ours_raw(script_keys[0])[:1], [1]),
-        ("our script on redis.asyncio", (await aours_raw(ascript_keys[0]))[:1], [1]),
+        ("our script on redis-py", ours_raw(script_keys[0]).split()[0], b"1"),
+        ("our script on redis.asyncio", (await aours_raw(ascript_keys[0])).split()[0], b"1"),
     ]
     for label, got, want in probes:
         if got != want:
@@ -140,7 +141,7 @@ async def _floors(
                 "info",
             ),
             Contender(
-                "redis-py `r.evalsha` of our rate_limit.lua (same args)",
+                "redis-py `r.evalsha` of our rate_log.lua (same args)",
                 sync_batch(cycling_over(ours_raw, script_keys)),
                 "info",
             ),
@@ -157,7 +158,7 @@ async def _floors(
                 "info",
             ),
             Contender(
-                "redis.asyncio `await r.evalsha` of our rate_limit.lua (same args)",
+                "redis.asyncio `await r.evalsha` of our rate_log.lua (same args)",
                 async_batch(cycling_over(aours_raw, ascript_keys)),
                 "info",
             ),

@@ -45,7 +45,7 @@ from arketic_cache import (
     rate_limit_headers,
     rate_limited,
 )
-from arketic_cache._lua import RATE_LIMIT, RATE_REFUND
+from arketic_cache._lua import RATE_LIMIT, RATE_LOG, RATE_REFUND
 from arketic_cache._settings import ENVIRONMENT_VARIABLES
 from arketic_cache.testing import free_port
 
@@ -680,14 +680,44 @@ class TestScripts:
         """After SCRIPT FLUSH the next check and refund still work (NOSCRIPT, then reload)."""
         rl = limiter(flavor)
         decision = rl.check("k", 5, cost=2)
-        assert raw.script_exists(RATE_LIMIT.sha) == [True]
+        assert raw.script_exists(RATE_LOG.sha) == [True]
         raw.script_flush()
-        assert raw.script_exists(RATE_LIMIT.sha, RATE_REFUND.sha) == [False, False]
+        assert raw.script_exists(RATE_LOG.sha, RATE_REFUND.sha) == [False, False]
         assert rl.check("k", 5).as_tuple() == (True, 3, 2)
         raw.script_flush()
         assert rl.refund(decision) == 2
-        assert raw.script_exists(RATE_LIMIT.sha, RATE_REFUND.sha) == [False, True]
+        assert raw.script_exists(RATE_LOG.sha, RATE_REFUND.sha) == [False, True]
         assert raw.zcard("k") == 1
+
+    @pytest.mark.parametrize("seed", range(4))
+    def test_lean_log_script_answers_as_the_general_one(self, raw: redis.Redis, seed: int) -> None:
+        """rate_log.lua (one exact log) replies and stores exactly what rate_limit.lua does.
+
+        Both scripts get the same random requests (costs, clock steps across the window,
+        limits changed between calls) on keys of their own; every reply, every stored entry
+        and the keys' expiry (to the wall-clock moment between them) must agree.
+        """
+        rng = random.Random(seed)
+        assert (raw.script_load(RATE_LIMIT.text), raw.script_load(RATE_LOG.text)) == (
+            RATE_LIMIT.sha,
+            RATE_LOG.sha,
+        )
+        now, verdicts = T0, set()
+        for call in range(300):
+            now += rng.choice((0, 1, 250_000, 900_000, 1_500_000, 4_000_000))
+            limit = rng.choice((5, 8, 8, 8, 128))
+            cost = rng.randint(1, 3)
+            args = (cost, rng.getrandbits(40), now, 1, limit, 5 * SECOND)
+            general = raw.evalsha(RATE_LIMIT.sha, 1, "general", *args)
+            lean = raw.evalsha(RATE_LOG.sha, 1, "lean", *args)
+            assert lean == general, (call, args)
+            verdicts.add(lean.split()[0])
+            assert raw.zrange("lean", 0, -1, withscores=True) == raw.zrange(
+                "general", 0, -1, withscores=True
+            )
+            # Expiry runs on the wall clock: the keys were written a moment apart.
+            assert abs(raw.pttl("lean") - raw.pttl("general")) < 100
+        assert verdicts == {"0", "1"}  # the run saw admissions and denials
 
 
 # --- 9. memory on a real server -------------------------------------------------------------

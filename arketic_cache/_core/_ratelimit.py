@@ -1,8 +1,9 @@
 """Rate limiting, pure: limits, decisions, and the flows that run the rate-limit scripts.
 
-A decision is one EVALSHA of ``rate_limit.lua``: it drops expired entries, checks every limit,
-records the request in all of them or none, and returns count, remaining, retry-after and
-reset for each, timed by Redis' own clock.
+A decision is one EVALSHA of ``rate_limit.lua`` (or of ``rate_log.lua``, its lean twin for the
+common single exact log): it drops expired entries, checks every limit, records the request in
+all of them or none, and returns count, remaining, retry-after and reset for each, timed by
+Redis' own clock.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Literal, TypeAlias
 
 from .._exceptions import InvalidInputError
-from .._lua import RATE_LIMIT, RATE_REFUND
+from .._lua import RATE_LIMIT, RATE_LOG, RATE_REFUND, LuaScript
 from ._effects import Arg, Eval, Flow
 
 __all__ = [
@@ -161,6 +162,7 @@ class Plan:
     suffixes: tuple[str, ...]  # appended to the key: "" for one limit, ":<tag>" for several
     tail: tuple[Arg, ...]  # each limit's kind and size, then each window
     tightest: Limit  # the smallest: what answers without Redis name
+    script: LuaScript  # rate_log.lua for one exact log, else rate_limit.lua
 
     @classmethod
     def of(cls, limits: tuple[Limit, ...]) -> Plan:
@@ -179,7 +181,9 @@ class Plan:
         for limit in limits:
             tail += [limit.kind, limit.limit]
         tail += [limit.window_us for limit in limits]
-        return cls(limits, suffixes, tuple(tail), min(limits, key=lambda limit: limit.limit))
+        tightest = min(limits, key=lambda limit: limit.limit)
+        script = RATE_LOG if len(limits) == 1 and limits[0].kind == _LOG else RATE_LIMIT
+        return cls(limits, suffixes, tuple(tail), tightest, script)
 
 
 def decide(
@@ -192,8 +196,8 @@ def decide(
     """Check and record one request against the plan's limits (one key each), in one trip."""
     limits = plan.limits
     args = (cost, request_id, "" if now_us is None else now_us, *plan.tail)
-    reply = yield Eval(RATE_LIMIT, keys, args)
-    allowed, at_us, binding = bool(reply[0]), int(reply[1]), int(reply[2]) - 1
+    reply = (yield Eval(plan.script, keys, args)).split()
+    allowed, at_us, binding = reply[0] == "1", int(reply[1]), int(reply[2]) - 1
     states = tuple(
         LimitState(
             limit,

@@ -10,6 +10,7 @@ __all__ = [
     "HASH_UPDATE",
     "INCREMENT_WITH_TTL",
     "RATE_LIMIT",
+    "RATE_LOG",
     "RATE_REFUND",
     "RELEASE_LEASE",
     "STORE_AND_ANNOUNCE",
@@ -38,6 +39,7 @@ def load(name: str) -> LuaScript:
 HASH_UPDATE = load("hash_update")
 INCREMENT_WITH_TTL = load("increment_with_ttl")
 RATE_LIMIT = load("rate_limit")
+RATE_LOG = load("rate_log")
 RATE_REFUND = load("rate_refund")
 RELEASE_LEASE = load("release_lease")
 STORE_AND_ANNOUNCE = load("store_and_announce")

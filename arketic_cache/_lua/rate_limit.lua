@@ -12,8 +12,8 @@
 --   kind 2  buckets: a hash of 64 sub-window counters; the partly expired oldest bucket
 --           still counts in full, so it may admit a little late but never too many
 --   kind 3  calendar month (UTC): a hash {p = month number, n = units}; resets on the 1st
--- Returns {allowed, now, binding, then per limit: count, remaining, retry_after, reset_after}
---   (times in µs; binding = the limit that denied, or the one with least remaining)
+-- Returns 'allowed now binding', then per limit ' count remaining retry_after reset_after'
+--   (integers, times in µs; binding = the limit that denied, or the one with least remaining)
 local cost = tonumber(ARGV[1])
 local id = tonumber(ARGV[2])
 local now
@@ -165,12 +165,13 @@ for i = 1, n do
   if worst == nil or score > worst then binding, worst = i, score end
 end
 
-local reply = {fits and 1 or 0, now, binding}
+-- One string, not an array: the client reads and splits it faster than a nested reply.
+local reply = {fits and 1 or 0, int(now), binding}
 for i = 1, n do
   local s = state[i]
   reply[#reply + 1] = s.count
   reply[#reply + 1] = math.max(s.limit - s.count, 0)
-  reply[#reply + 1] = fits and 0 or math.ceil(s.retry)
-  reply[#reply + 1] = math.ceil(s.reset)
+  reply[#reply + 1] = fits and 0 or int(math.ceil(s.retry))
+  reply[#reply + 1] = int(math.ceil(s.reset))
 end
-return reply
+return table.concat(reply, ' ')
