@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
+import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -186,6 +188,56 @@ class TestConnections:
             made = len(conn.async_driver._made)
         assert sorted(replies) == list(range(1, callers + 1))
         assert 1 <= made <= 3
+
+
+class TestIdleConnectionCheck:
+    """Before a request, an idle connection holding anything to read is replaced (sync driver):
+    otherwise that stray reply would be read as the answer to our request."""
+
+    @staticmethod
+    def idle_connection(conn: RedisConnection) -> Any:
+        driver = conn.sync_driver
+        assert driver.run(one("PING"), None, strict=True) is True
+        (idle,) = driver._idle
+        return idle
+
+    @staticmethod
+    def wait_for_bytes(idle: Any, size: int) -> None:
+        """Block until ``size`` bytes wait in the socket (an event, not a sleep)."""
+        sock = idle._sock
+        if not isinstance(sock, socket.socket):
+            return  # fakeredis answers in memory, at once
+        while len(sock.recv(size, socket.MSG_PEEK)) < size:
+            select.select([sock], [], [], 5)
+
+    def test_stray_reply_in_the_socket(self, backend_url: str) -> None:
+        """A reply nobody read (the socket is readable) is never taken for ours."""
+        conn = RedisConnection(url=backend_url)
+        try:
+            idle = self.idle_connection(conn)
+            idle.send_command("ECHO", "stray")
+            self.wait_for_bytes(idle, len(b"$5\r\nstray\r\n"))
+            assert conn.sync_driver.run(one("ECHO", "ours"), None, strict=True) == "ours"
+            assert conn.sync_driver.run(one("ECHO", "next"), None, strict=True) == "next"
+        finally:
+            conn.close_sync()
+
+    @pytest.mark.parametrize(
+        "backend_url", [pytest.param("redis", marks=pytest.mark.redis)], indirect=True
+    )
+    def test_stray_reply_already_buffered(self, backend_url: str) -> None:
+        """A reply already read from the socket into the parser's buffer is caught too
+        (a real socket: fakeredis keeps no such buffer)."""
+        conn = RedisConnection(url=backend_url)
+        try:
+            idle = self.idle_connection(conn)
+            idle.send_packed_command(idle.pack_commands([("ECHO", "a"), ("ECHO", "b")]))
+            self.wait_for_bytes(idle, 2 * len(b"$1\r\na\r\n"))
+            assert idle.read_response() == "a"  # reads both replies into the buffer
+            assert idle._parser._buffer.unread_bytes() > 0
+            assert conn.sync_driver.run(one("ECHO", "ours"), None, strict=True) == "ours"
+        finally:
+            conn.close_sync()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -494,6 +494,76 @@ class TestCancelled:
 
         with asyncio.Runner() as runner:
             runner.run(scenario())
+
+
+class TestWriteBlocked:
+    """asyncio only: a request larger than the socket buffers, sent to a frozen server.
+
+    The driver writes without redis-py's per-write task, so these check that a write which
+    cannot drain still ends within the socket timeout, and that a request cut short (by the
+    timeout or by the caller) never leaves half a command on a connection used again.
+    """
+
+    #: Far more than loopback socket buffers hold (a few MB), so the write must block.
+    BIG = 48 * 1024 * 1024
+
+    def blocked(
+        self, server: RedisServer, step: Callable[[RedisCache, str], Awaitable[None]]
+    ) -> RedisConnection:
+        """Run ``step`` (given the cache and a big value) while ``server`` is frozen, then
+        check that every later reply is its own and the cut request never ran."""
+        conn = RedisConnection(
+            url=server.url,
+            socket_timeout=TIMEOUT,
+            connect_timeout=CONNECT_TIMEOUT,
+            max_value_bytes=self.BIG * 2,
+        )
+        cache = RedisCache(conn)
+
+        async def scenario() -> None:
+            try:
+                assert await cache.set("a", "A") is True
+                server.freeze()
+                await step(cache, "x" * self.BIG)
+                server.thaw()
+                assert await cache.get("a") == "A"
+                assert await cache.exists("big") is False
+                assert await cache.set("b", "B") is True
+                assert await cache.get_many(["b", "a"]) == {"a": "A", "b": "B"}
+            finally:
+                thaw_if_running(server)
+                await conn.aclose()
+
+        with asyncio.Runner() as runner:
+            runner.run(scenario())
+        return conn
+
+    def test_blocked_write_times_out_and_the_socket_is_not_reused(
+        self, fresh_server: RedisServer
+    ) -> None:
+        """The set degrades after about one timeout (a Redis failure, counted once)."""
+
+        async def step(cache: RedisCache, big: str) -> None:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            assert await cache.set("big", big) is False
+            assert loop.time() - started < 20 * TIMEOUT  # bounded, not hung
+
+        conn = self.blocked(fresh_server, step)
+        assert conn.state.errors == 1
+
+    def test_write_cancelled_while_blocked_leaves_nothing_behind(
+        self, fresh_server: RedisServer
+    ) -> None:
+        """A caller's deadline during a blocked write is no Redis failure."""
+
+        async def step(cache: RedisCache, big: str) -> None:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(cache.set("big", big), TIMEOUT / 4)
+
+        conn = self.blocked(fresh_server, step)
+        assert conn.state.errors == 0
+        assert breaker_state(conn) == "closed"
 
 
 class TestRestarted:
