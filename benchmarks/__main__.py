@@ -27,7 +27,7 @@ from .peers import peer_contenders
 from .ratelimit_bench import rate_limit_benchmarks
 from .report import markdown, write_json
 from .repository_bench import repository_benchmarks
-from .timing import Outcome, measure
+from .timing import Benchmark, Outcome, measure
 
 # Short batches, many rounds: the paired batches of a round run milliseconds apart, so a burst
 # of noise on this small shared machine hits the floor and its contenders alike.
@@ -39,6 +39,10 @@ QUICK = (
     3,
     Sizes(get_calls=100, many_calls=3, breaker_calls=2_000, repository_calls=100, l1_calls=1_000),
 )
+
+
+#: The benchmark groups, in the order they run.
+GROUPS = ("cache", "repository", "cached", "ratelimit")
 
 
 def _positive(text: str) -> int:
@@ -53,6 +57,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a fast smoke run (few rounds)")
     parser.add_argument("--rounds", type=_positive, help="override the number of rounds")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results here")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=GROUPS,
+        help="run only this group of benchmarks (repeatable; default: all)",
+    )
     return parser.parse_args(argv)
 
 
@@ -62,18 +72,26 @@ def _server_version(url: str) -> str:
 
 
 async def _run(
-    server: RedisServer, rounds: int, sizes: Sizes
+    server: RedisServer, rounds: int, sizes: Sizes, groups: set[str]
 ) -> tuple[list[Outcome], dict[str, Any], list[str]]:
     async with AsyncExitStack() as stack:
-        peers, notes = await peer_contenders(server, one_kb_value(), stack)
-        benchmarks = await cache_benchmarks(server.url, sizes, stack, peers)
-        benchmarks += await repository_benchmarks(server.url, sizes.repository_calls, stack)
-        memo_benchmarks, memo_notes = await cached_benchmarks(server, sizes, stack)
-        benchmarks += memo_benchmarks
-        notes += memo_notes
-        limit_benchmarks, limit_notes = await rate_limit_benchmarks(server, sizes, rounds, stack)
-        benchmarks += limit_benchmarks
-        notes += limit_notes
+        benchmarks: list[Benchmark] = []
+        notes: list[str] = []
+        if "cache" in groups:
+            peers, notes = await peer_contenders(server, one_kb_value(), stack)
+            benchmarks += await cache_benchmarks(server.url, sizes, stack, peers)
+        if "repository" in groups:
+            benchmarks += await repository_benchmarks(server.url, sizes.repository_calls, stack)
+        if "cached" in groups:
+            memo_benchmarks, memo_notes = await cached_benchmarks(server, sizes, stack)
+            benchmarks += memo_benchmarks
+            notes += memo_notes
+        if "ratelimit" in groups:
+            limit_benchmarks, limit_notes = await rate_limit_benchmarks(
+                server, sizes, rounds, stack
+            )
+            benchmarks += limit_benchmarks
+            notes += limit_notes
         started = time.perf_counter()
         outcomes = await measure(benchmarks, rounds)
         elapsed = time.perf_counter() - started
@@ -103,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with RedisServer(executable) as server:
         server.start()
-        outcomes, meta, notes = asyncio.run(_run(server, rounds, sizes))
+        groups = set(args.only or GROUPS)
+        outcomes, meta, notes = asyncio.run(_run(server, rounds, sizes, groups))
     print(markdown(outcomes, meta, notes))
     if args.json is not None:
         write_json(args.json, outcomes, meta, notes)
