@@ -70,6 +70,9 @@ class AsyncConnection(Protocol):
 
     socket_timeout: float | None
 
+    @property
+    def is_connected(self) -> bool: ...
+
 
 logger = logging.getLogger("arketic_cache")
 
@@ -395,11 +398,19 @@ def _idle_data(conn: SyncConnection) -> bool:
 
 
 def _ready(conn: SyncConnection) -> None:
-    """Connect if needed; replace a socket the server closed while it sat idle."""
+    """Connect if needed; replace a socket the server closed while it sat idle.
+
+    Only a socket that was already open is retried: a connect that fails or times out is
+    not tried twice, so a call to a frozen server waits one timeout, not two.
+    """
+    if getattr(conn, "_sock", None) is None:
+        conn.connect()
+        return
     try:
-        if _idle_data(conn):
-            raise redis.ConnectionError("unexpected data on an idle connection")
+        stale = _idle_data(conn)
     except (redis.ConnectionError, redis.TimeoutError, OSError):
+        stale = True
+    if stale:
         conn.disconnect()
         conn.connect()
 
@@ -506,11 +517,14 @@ class AsyncDriver(_Driver):
 
 async def _aready(conn: AsyncConnection) -> None:
     """As ``_ready``, for an asyncio connection."""
-    try:
+    if not conn.is_connected:
         await conn.connect()
-        if await conn.can_read():
-            raise redis.ConnectionError("unexpected data on an idle connection")
+        return
+    try:
+        stale = await conn.can_read()
     except (redis.ConnectionError, redis.TimeoutError, OSError):
+        stale = True
+    if stale:
         await conn.disconnect()
         await conn.connect()
 
