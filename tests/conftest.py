@@ -36,6 +36,14 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def durable_server() -> Iterator[RedisServer]:
+    """A server of this test's own that keeps every acknowledged write across a SIGKILL."""
+    args = ("--appendonly", "yes", "--appendfsync", "always")
+    with RedisServer(redis_server_binary(), *args) as server:
+        yield server.start()
+
+
+@pytest.fixture
 def fresh_server() -> Iterator[RedisServer]:
     """A real server of this test's own, free to be killed, frozen or restarted."""
     with RedisServer(redis_server_binary()) as server:

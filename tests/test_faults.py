@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -135,12 +135,28 @@ class Rig:
         if self.name == "async":
             self.flavor.runner.run(_spin())
 
+    def restart_after_kill(self) -> None:
+        """Start the killed server again on its port (and let an event loop see it)."""
+        self.server.start(self.server.port)
+        self.let_loop_run()
+
     def close(self) -> None:
         """Thaw the server if it runs (it may be frozen), close every connection, kill it."""
         thaw_if_running(self.server)
         self.flavor.close()
         if self.server.process is not None:
             self.server.kill()  # nothing to persist: skip the shutdown the harness would wait for
+
+
+R = TypeVar("R", bound=Rig)
+
+
+def rigs(kind: type[R], name: str, server: RedisServer) -> Iterator[R]:
+    """A rig of ``kind`` in flavour ``name`` on ``server``, closed when the test ends."""
+    with asyncio.Runner() as runner:
+        rig = kind(name, server, runner)
+        yield rig
+        rig.close()
 
 
 async def _spin(turns: int = 3) -> None:
@@ -151,10 +167,7 @@ async def _spin(turns: int = 3) -> None:
 @pytest.fixture(params=["sync", "async"])
 def rig(request: pytest.FixtureRequest, fresh_server: RedisServer) -> Iterator[Rig]:
     """A sync or async (bridged) rig on this test's own server and event loop."""
-    with asyncio.Runner() as runner:
-        rig = Rig(request.param, fresh_server, runner)
-        yield rig
-        rig.close()
+    yield from rigs(Rig, request.param, fresh_server)
 
 
 def assert_degraded(cache: Any) -> int:

@@ -9,7 +9,6 @@ test can check that the calls made during an outage recorded nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import Iterator
@@ -30,8 +29,7 @@ from arketic_cache import (
 )
 from arketic_cache.testing import RedisServer
 
-from .conftest import redis_server_binary
-from .test_faults import FAILED, RECOVERED, Rig, messages
+from .test_faults import FAILED, RECOVERED, Rig, messages, rigs
 
 pytestmark = pytest.mark.redis
 
@@ -56,37 +54,17 @@ class LimiterRig(Rig):
         with redis.Redis.from_url(self.server.url) as admin:
             return int(admin.zcard(key))
 
-    def restart_after_kill(self) -> None:
-        """Start the killed server again on its port (and let an event loop see it)."""
-        self.server.start(self.server.port)
-        self.let_loop_run()
-
-
-def make_rig(name: str, server: RedisServer) -> Iterator[LimiterRig]:
-    with asyncio.Runner() as runner:
-        rig = LimiterRig(name, server, runner)
-        yield rig
-        rig.close()
-
 
 @pytest.fixture(params=["sync", "async"])
 def rig(request: pytest.FixtureRequest, fresh_server: RedisServer) -> Iterator[LimiterRig]:
     """A sync or async rig on this test's own (non-persistent) server."""
-    yield from make_rig(request.param, fresh_server)
-
-
-@pytest.fixture
-def durable_server() -> Iterator[RedisServer]:
-    """A server of this test's own that keeps every acknowledged write across a SIGKILL."""
-    args = ("--appendonly", "yes", "--appendfsync", "always")
-    with RedisServer(redis_server_binary(), *args) as server:
-        yield server.start()
+    yield from rigs(LimiterRig, request.param, fresh_server)
 
 
 @pytest.fixture(params=["sync", "async"])
 def durable(request: pytest.FixtureRequest, durable_server: RedisServer) -> Iterator[LimiterRig]:
     """A sync or async rig on a persistent server."""
-    yield from make_rig(request.param, durable_server)
+    yield from rigs(LimiterRig, request.param, durable_server)
 
 
 def assert_degraded(decision: Decision, *, allowed: bool, limit: int) -> None:
