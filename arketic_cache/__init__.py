@@ -28,7 +28,11 @@ from ._catalogue import (
     RateLimitIpKey,
     RateLimitOrgMonthlyKey,
     RateLimitUploadKey,
+    RefreshFamilyRecord,
+    RefreshTokenRecord,
     SessionKey,
+    SessionRecord,
+    SessionRefreshFamilyKey,
     SessionRefreshKey,
     SessionUserKey,
     UserPermissionsKey,
@@ -55,6 +59,7 @@ from ._connection import (
     init_redis_sync,
 )
 from ._core._ratelimit import Decision, Limit, LimitState
+from ._core._session import SessionData, SessionMetadata, UserSession
 from ._exceptions import (
     ArketicCacheError,
     BackendError,
@@ -92,6 +97,7 @@ from ._repository import (
     SyncHashRepository,
     SyncStringRepository,
 )
+from ._session import RedisSessionManager, SyncRedisSessionManager
 from ._settings import RedisSettings, redact_url
 from ._ttl import TTL, TTL_SECONDS
 
@@ -146,11 +152,18 @@ __all__ = [
     "RedisConnection",
     "RedisKey",
     "RedisRateLimiter",
+    "RedisSessionManager",
     "RedisSettings",
     "RedisType",
+    "RefreshFamilyRecord",
+    "RefreshTokenRecord",
     "Repository",
     "SerializationError",
+    "SessionData",
     "SessionKey",
+    "SessionMetadata",
+    "SessionRecord",
+    "SessionRefreshFamilyKey",
     "SessionRefreshKey",
     "SessionUserKey",
     "SetKey",
@@ -165,6 +178,7 @@ __all__ = [
     "SyncListRepository",
     "SyncRedisCache",
     "SyncRedisRateLimiter",
+    "SyncRedisSessionManager",
     "SyncSetRepository",
     "SyncSortedSetRepository",
     "SyncStreamRepository",
@@ -172,6 +186,7 @@ __all__ = [
     "UserPermissionsKey",
     "UserPreferencesKey",
     "UserProfileKey",
+    "UserSession",
     "cache",
     "cached",
     "close_redis",
@@ -184,9 +199,11 @@ __all__ = [
     "rate_limited",
     "rate_limiter",
     "redact_url",
+    "session_manager",
     "stable_hash",
     "sync_cache",
     "sync_rate_limiter",
+    "sync_session_manager",
 ]
 
 #: The spec's global cache; usable once ``init_redis()`` has run.
@@ -197,3 +214,7 @@ sync_cache = SyncRedisCache()
 rate_limiter = RedisRateLimiter()
 #: Its blocking twin.
 sync_rate_limiter = SyncRedisRateLimiter()
+#: The spec's global session manager (1 h idle TTL); usable once ``init_redis()`` has run.
+session_manager = RedisSessionManager()
+#: Its blocking twin.
+sync_session_manager = SyncRedisSessionManager()

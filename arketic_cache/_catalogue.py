@@ -39,7 +39,11 @@ __all__ = [
     "RateLimitIpKey",
     "RateLimitOrgMonthlyKey",
     "RateLimitUploadKey",
+    "RefreshFamilyRecord",
+    "RefreshTokenRecord",
     "SessionKey",
+    "SessionRecord",
+    "SessionRefreshFamilyKey",
     "SessionRefreshKey",
     "SessionUserKey",
     "UserPermissionsKey",
@@ -228,8 +232,22 @@ class RateLimitDownloadKey(SortedSetKey[str]):
 
 
 # -- sessions -----------------------------------------------------------------------------------
-class SessionKey(StringKey[JSONObject]):
-    """``session:{session_id}``: session data as JSON (STRING, user sessions: 1 h)."""
+class SessionRecord(BaseModel):
+    """What ``RedisSessionManager`` stores for a session: its data in a small envelope."""
+
+    v: int  # version, bumped by every update
+    c: int  # created, epoch ms on Redis' clock
+    d: int  # absolute deadline in epoch ms, 0 for none
+    f: str | None = None  # the refresh-token family id
+    i: str | None = None  # the user's index key
+    data: JSONObject
+
+
+class SessionKey(StringKey[SessionRecord]):
+    """``session:{session_id}``: one session as JSON (STRING, user sessions: 1 h).
+
+    ``RedisSessionManager`` puts the SHA-256 of the session id here, never the id itself.
+    """
 
     template = "session:{session_id}"
     ttl = TTL.USER_SESSION
@@ -237,16 +255,42 @@ class SessionKey(StringKey[JSONObject]):
 
 
 class SessionUserKey(SortedSetKey[str]):
-    """``session:user:{user_id}``: the user's active sessions, scored by expiry (ZSET, 1 h)."""
+    """``session:user:{user_id}``: the user's live sessions (their hashes) and refresh-token
+    families (``r:<id>``), scored by expiry in epoch ms (ZSET, 1 h)."""
 
     template = "session:user:{user_id}"
     ttl = TTL.USER_SESSION
     user_id: Id
 
 
-class SessionRefreshKey(StringKey[JSONObject]):
-    """``session:refresh:{token_hash}``: refresh token record (STRING, user sessions: 1 h)."""
+class RefreshTokenRecord(BaseModel):
+    """A refresh token's record: its family, and 1 once it has been exchanged."""
+
+    family: str
+    used: int
+
+
+class SessionRefreshKey(HashKey[RefreshTokenRecord]):
+    """``session:refresh:{token_hash}``: a refresh token, stored by its SHA-256 alone (HASH)."""
 
     template = "session:refresh:{token_hash}"
     ttl = TTL.USER_SESSION
     token_hash: str
+
+
+class RefreshFamilyRecord(BaseModel):
+    """A refresh-token family: its current token (hash), session (hash), a copy of the
+    session's data and the user's index key."""
+
+    token: str
+    session: str
+    data: JSONObject
+    index: str | None = None
+
+
+class SessionRefreshFamilyKey(HashKey[RefreshFamilyRecord]):
+    """``session:refresh:family:{family_id}``: one chain of rotated refresh tokens (HASH)."""
+
+    template = "session:refresh:family:{family_id}"
+    ttl = TTL.USER_SESSION
+    family_id: str

@@ -14,6 +14,8 @@ from arketic_cache import (
     HashRepository,
     ListRepository,
     RedisCache,
+    RedisRateLimiter,
+    RedisSessionManager,
     SetRepository,
     SortedSetRepository,
     StreamRepository,
@@ -21,6 +23,8 @@ from arketic_cache import (
     SyncHashRepository,
     SyncListRepository,
     SyncRedisCache,
+    SyncRedisRateLimiter,
+    SyncRedisSessionManager,
     SyncSetRepository,
     SyncSortedSetRepository,
     SyncStreamRepository,
@@ -63,6 +67,8 @@ class TestParity:
             (SetRepository, SyncSetRepository),
             (SortedSetRepository, SyncSortedSetRepository),
             (StreamRepository, SyncStreamRepository),
+            (RedisRateLimiter, SyncRedisRateLimiter),
+            (RedisSessionManager, SyncRedisSessionManager),
         ],
     )
     def test_same_methods(self, async_cls: type, sync_cls: type) -> None:
@@ -80,6 +86,13 @@ class TestParity:
         spec = {"get", "set", "delete", "exists", "increment", "expire", "get_keys",
                 "flush_pattern", "get_info", "get_many", "set_many"}  # fmt: skip
         assert spec <= set(public_methods(RedisCache))
+
+    def test_spec_session_and_rate_limit_methods_present(self) -> None:
+        """The spec's session table and rate limiter call are implemented, with its names."""
+        spec = {"create_session", "get_session", "update_session", "delete_session",
+                "extend_session"}  # fmt: skip
+        assert spec <= set(public_methods(RedisSessionManager))
+        assert "is_allowed" in public_methods(RedisRateLimiter)
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -46,6 +46,7 @@ from arketic_cache import (
     RateLimitUploadKey,
     RedisType,
     SessionKey,
+    SessionRefreshFamilyKey,
     SessionRefreshKey,
     SessionUserKey,
     SetKey,
@@ -206,6 +207,7 @@ CATALOGUE: list[tuple[KeySchema, str]] = [
     (SessionKey(session_id=SESSION_ID), f"session:{SESSION_ID}"),
     (SessionUserKey(user_id=42), "session:user:42"),
     (SessionRefreshKey(token_hash=TOKEN_HASH), f"session:refresh:{TOKEN_HASH}"),
+    (SessionRefreshFamilyKey(family_id="f1"), "session:refresh:family:f1"),
 ]
 
 # Redis type per the spec's "Data Types Usage" table (STRING: profiles, API responses; HASH:
@@ -234,7 +236,8 @@ TYPES_AND_TTLS: list[tuple[type[KeySchema], RedisType, TTL]] = [
     (RateLimitDownloadKey, RedisType.ZSET, TTL.RATE_LIMIT_WINDOW),
     (SessionKey, RedisType.STRING, TTL.USER_SESSION),
     (SessionUserKey, RedisType.ZSET, TTL.USER_SESSION),
-    (SessionRefreshKey, RedisType.STRING, TTL.USER_SESSION),
+    (SessionRefreshKey, RedisType.HASH, TTL.USER_SESSION),
+    (SessionRefreshFamilyKey, RedisType.HASH, TTL.USER_SESSION),
 ]
 
 # Every catalogue schema with an ``Id`` field (``str | int``), and how to build one from an id.
@@ -275,8 +278,9 @@ class TestCatalogue:
         assert type(key).parse(expected).render() == expected
 
     def test_catalogue_covers_every_spec_key(self) -> None:
-        """The table above names each of the spec's 23 key templates once."""
-        assert len({type(key) for key, _ in CATALOGUE}) == len(CATALOGUE) == 23
+        """The table above names each of the spec's 23 key templates once, plus the refresh
+        token families the session manager adds."""
+        assert len({type(key) for key, _ in CATALOGUE}) == len(CATALOGUE) == 23 + 1
         assert {type(key) for key, _ in CATALOGUE} == {cls for cls, _, _ in TYPES_AND_TTLS}
 
     @pytest.mark.parametrize(("schema", "redis_type", "ttl"), TYPES_AND_TTLS, ids=str)

@@ -13,6 +13,7 @@ __all__ = [
     "RATE_LOG",
     "RATE_REFUND",
     "RELEASE_LEASE",
+    "SESSION",
     "STORE_AND_ANNOUNCE",
     "UNLINK_AND_ANNOUNCE",
     "UNLINK_IF_EQUAL",
@@ -42,6 +43,7 @@ RATE_LIMIT = load("rate_limit")
 RATE_LOG = load("rate_log")
 RATE_REFUND = load("rate_refund")
 RELEASE_LEASE = load("release_lease")
+SESSION = load("session")
 STORE_AND_ANNOUNCE = load("store_and_announce")
 UNLINK_AND_ANNOUNCE = load("unlink_and_announce")
 UNLINK_IF_EQUAL = load("unlink_if_equal")
