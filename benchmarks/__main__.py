@@ -27,6 +27,7 @@ from .peers import peer_contenders
 from .ratelimit_bench import rate_limit_benchmarks
 from .report import markdown, write_json
 from .repository_bench import repository_benchmarks
+from .session_bench import session_benchmarks
 from .timing import Benchmark, Outcome, measure
 
 # Short batches, many rounds: the paired batches of a round run milliseconds apart, so a burst
@@ -42,7 +43,7 @@ QUICK = (
 
 
 #: The benchmark groups, in the order they run.
-GROUPS = ("cache", "repository", "cached", "ratelimit")
+GROUPS = ("cache", "repository", "cached", "ratelimit", "session")
 
 
 def _positive(text: str) -> int:
@@ -92,6 +93,10 @@ async def _run(
             )
             benchmarks += limit_benchmarks
             notes += limit_notes
+        if "session" in groups:
+            session_rows, session_notes = await session_benchmarks(server, sizes, rounds, stack)
+            benchmarks += session_rows
+            notes += session_notes
         started = time.perf_counter()
         outcomes = await measure(benchmarks, rounds)
         elapsed = time.perf_counter() - started
@@ -100,7 +105,7 @@ async def _run(
         "calls per batch": f"get {sizes.get_calls}, get_many {sizes.many_calls}, "
         f"breaker-open {sizes.breaker_calls}, repository {sizes.repository_calls}, "
         f"@cached L1 hit {sizes.l1_calls}, @cached L2 hit and invalidate {sizes.get_calls}, "
-        f"rate-limit decision {sizes.get_calls}",
+        f"rate-limit decision {sizes.get_calls}, session get and create {sizes.get_calls}",
         "timed": f"{elapsed:.1f} s",
         "python": platform.python_version(),
         "redis-py": version("redis"),
