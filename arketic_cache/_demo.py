@@ -1,4 +1,4 @@
-"""The demo behind ``make demo``: each cache operation, with what it returned."""
+"""The demo behind ``make demo``: each operation of the layer, with what it returned."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from ._catalogue import ChatMessagesKey, KBSearchKey, RateLimitApiKey, UserPermi
 from ._collections import ListRepository, SetRepository
 from ._connection import RedisConnection, close_redis, init_redis
 from ._core._ratelimit import Limit
+from ._core._session import SessionData
 from ._keys import HashKey, StringKey, stable_hash
 from ._memo import cached
 from ._rate_limited import rate_limit_headers
 from ._ratelimit import RedisRateLimiter
 from ._repository import HashRepository, StringRepository
+from ._session import RedisSessionManager
 from ._ttl import TTL
 
 __all__ = ["main"]
@@ -82,6 +84,7 @@ async def _cache_demo() -> None:
     await _repository_demo()
     await _cached_demo(conn)
     await _rate_limit_demo()
+    await _session_demo()
     removed = await cache.flush_pattern("*", allow_all=True)
     print(f"\nCleaned up the {removed} demo keys (prefix 'demo:').")
     await close_redis()
@@ -132,6 +135,43 @@ async def _rate_limit_demo() -> None:
     )
     quota = await limiter.quota("rate:ai:org7:monthly", 1_000_000, cost=1200)
     _show("quota(org, 1_000_000/month, cost=1200)", (quota.count, quota.remaining))
+
+
+async def _session_demo() -> None:
+    print("\nSessions (ids drawn by the manager, stored hashed; per-user index; refresh tokens):")
+    sessions = RedisSessionManager(key_prefix="demo:")
+    data = {"user_id": "u-123", "email": "ada@example.com", "role": "user"}
+    session_id = await sessions.new_session(data)
+    assert session_id is not None
+    _show("new_session({user_id, email, role})", f"{session_id[:8]}... ({len(session_id)} chars)")
+    _show("get_session(id)", await sessions.get_session(session_id))
+    _show(
+        "update_session(id, {'role': 'admin'})",
+        await sessions.update_session(session_id, {"role": "admin"}),
+    )
+    _show(
+        "get_session_data(id).role",
+        (await sessions.get_session_data(session_id) or SessionData()).role,
+    )
+    _show("extend_session(id)", await sessions.extend_session(session_id))
+    rotated = await sessions.rotate_session(session_id)
+    _show("rotate_session(id): the old id now reads", await sessions.get_session(session_id))
+    assert rotated is not None
+    token = await sessions.issue_refresh_token(rotated)
+    assert token is not None
+    fresh = await sessions.refresh_session(token)
+    _show("refresh_session(token): new session + token", fresh is not None)
+    _show("refresh_session(the same token again)", await sessions.refresh_session(token))
+    _show(
+        "  reuse revoked the family: the new session",
+        await sessions.get_session(fresh[0]) if fresh else None,
+    )
+    for _ in range(2):
+        await sessions.new_session(data)
+    _show("get_user_sessions('u-123')", len(await sessions.get_user_sessions("u-123")))
+    _show(
+        "delete_user_sessions('u-123')  (everywhere)", await sessions.delete_user_sessions("u-123")
+    )
 
 
 class Profile(BaseModel):

@@ -38,6 +38,14 @@ def test_embedded_backend() -> None:
         "(True, 3, 0)",
         "(False, 3, 0)",
     ]
+    results = {
+        line.split("-> ")[0].strip(): line.split("-> ")[1]
+        for line in out.splitlines()
+        if "-> " in line
+    }
+    assert results["rotate_session(id): the old id now reads"] == "None"
+    assert results["refresh_session(the same token again)"] == "None"
+    assert results["delete_user_sessions('u-123')  (everywhere)"] == "2"
 
 
 @pytest.mark.redis
