@@ -7,8 +7,9 @@
 --    "f":refresh family id or null,"i":the user's index key or null,"data":{...}}
 -- "v" is bumped by every update (compare-and-set). The user index is a sorted set of JSON
 -- strings, scored by expiry (ms): "H" for a session, "r:F" for refresh family F. Expired
--- members are dropped whenever a member is added, and the index expires with its
--- longest-lived member, so it never outgrows the live sessions.
+-- members are dropped whenever the index is read or a member is added (but for new
+-- sessions, 1 in 16), and the index expires with its longest-lived member, so it never
+-- outgrows the live sessions by more than a few.
 -- A refresh family is a hash at P..'refresh:family:'..F {token, session, data, index}: the
 -- current token's hash, the current session's member, a copy of the data (to start a new
 -- session once the old one has expired) and the index key (JSON strings, data an object).
@@ -117,12 +118,15 @@ local function start(key, m, data, index, name, family, ttl, lifetime)
   if not redis.call('SET', key, value, 'NX', 'PX', ttl) then return 0 end
   if index then
     name = name or cjson.decode(index)
-    local cleaned = redis.pcall('ZREMRANGEBYSCORE', name, '-inf', now)
-    if type(cleaned) == 'table' and cleaned.err then
+    local added = redis.pcall('ZADD', name, now + ttl, m)
+    if type(added) == 'table' and added.err then
       redis.call('DEL', key)
-      return cleaned
+      return added
     end
-    index_put(name, m, now + ttl)
+    -- Expired entries leave on every read of the index, and here on the 1 in 16 creates
+    -- whose hash starts with 0: one call less for the others, and the index stays bounded.
+    if string.byte(m, 2) == 48 then redis.call('ZREMRANGEBYSCORE', name, '-inf', now) end
+    index_expire(name, ttl)
   end
   return 1
 end
