@@ -43,7 +43,9 @@ def rate_limited(
         ConfigurationError: a key schema needs a field the function lacks, or bad limits.
     """
     try:
-        limits = (limit if isinstance(limit, Limit) else Limit(limit, window), *more)
+        limits = tuple(
+            each if isinstance(each, Limit) else Limit(each, window) for each in (limit, *more)
+        )
     except InvalidInputError as exc:
         raise ConfigurationError(str(exc)) from None
 

@@ -916,6 +916,19 @@ class TestValidation:
         with pytest.raises(InvalidInputError, match="limit"):
             rl.check("k")
 
+    def test_tags_name_windows_exactly(self) -> None:
+        """Several limits on one key are stored under tags that never collide or round."""
+        assert [Limit(5, w).tag for w in (60, 60.0, 0.5, 1e6, 86400 * 30)] == [
+            "5/60s",
+            "5/60s",
+            "5/0.5s",
+            "5/1000000s",
+            "5/2592000s",
+        ]
+        assert Limit(5, 60.0000001).tag != Limit(5, 60.0000002).tag
+        assert Limit(5, 1e20).tag == "5/1e+20s"
+        assert Limit.monthly(5).tag == "month"
+
     def test_log_capacity(self) -> None:
         """A log holds at most 4096 units; auto and buckets have no such bound."""
         with pytest.raises(InvalidInputError, match="4096"):

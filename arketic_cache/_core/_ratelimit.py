@@ -43,6 +43,13 @@ Window: TypeAlias = float | Literal["month"]
 _LOG, _BUCKETS, _MONTH = 1, 2, 3
 
 
+def _seconds(window: float) -> str:
+    """A window as the shortest text that names it exactly: ``60``, ``0.5``, ``1000000``."""
+    if float(window).is_integer() and abs(window) < 1e15:
+        return str(int(window))
+    return repr(float(window))
+
+
 @dataclass(frozen=True, slots=True)
 class Limit:
     """At most ``limit`` units in any trailing ``window`` seconds, or per calendar month (UTC).
@@ -102,7 +109,7 @@ class Limit:
     @property
     def tag(self) -> str:
         """What names this limit among several on one key, e.g. ``100/60s`` or ``month``."""
-        return "month" if self.window == "month" else f"{self.limit}/{self.window:g}s"
+        return "month" if self.window == "month" else f"{self.limit}/{_seconds(self.window)}s"
 
     @property
     def policy_seconds(self) -> int:
