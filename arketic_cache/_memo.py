@@ -19,18 +19,16 @@ import inspect
 import logging
 import threading
 import time
-import uuid
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Generator
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from . import _connection
 from ._core._memo import (
     Envelope,
-    claim_lease,
     load_entry,
 )
 from ._keys import KeySchema
-from ._memo_state import FAILED, LEASE_GRACE, CacheInfo, Flight, Memo, Wrapper
+from ._memo_state import FAILED, CacheInfo, Flight, Memo, Run, Step, Wait, Wrapper
 from ._ttl import TTL
 
 __all__ = ["AsyncCached", "CacheInfo", "Cached", "CachedDecorator", "cached"]
@@ -41,6 +39,7 @@ P = ParamSpec("P")
 P2 = ParamSpec("P2")
 R = TypeVar("R")
 S = TypeVar("S")
+T = TypeVar("T")
 
 
 class Cached(Wrapper, Generic[P, R]):
@@ -132,25 +131,16 @@ class Cached(Wrapper, Generic[P, R]):
     ) -> R:
         """The single computation for a missed key (after a lease wait, when ``lock``)."""
         memo = self._memo
-        found, value = memo.recall(call_key, l2_key)  # a flight that just ended left it here
-        if found:
+        kind, value = _sync_steps(memo.miss(call_key, l2_key, conn), conn, lease=self._lease)
+        if kind == "value":
             return value  # type: ignore[no-any-return]
-        if memo.l1 is None and conn is not None:  # without L1, it left it in Redis
-            flow = load_entry(l2_key, memo.codec, memo.stats)
-            entry = memo.fresh(conn.sync_driver.run(flow, None, False))
-            if entry is not None:
-                return self._serve(entry, args, kwargs, call_key, l2_key, conn, seen)
-        token = None
-        if conn is not None and memo.lock:
-            entry, token = self._lease(conn, l2_key)
-            if entry is not None:
-                return self._serve(entry, args, kwargs, call_key, l2_key, conn, seen)
-        memo.stats.misses += 1
+        if kind == "serve" and conn is not None:
+            return self._serve(value, args, kwargs, call_key, l2_key, conn, seen)
         try:
             return self._compute(args, kwargs, call_key, l2_key, conn, seen)
         finally:
-            if conn is not None and token is not None:
-                conn.sync_driver.run(memo.release(conn, l2_key, token), False, strict=False)
+            if conn is not None and value is not None:  # the lease this process took
+                conn.sync_driver.run(memo.release(conn, l2_key, value), False, strict=False)
 
     def _compute(
         self,
@@ -189,29 +179,13 @@ class Cached(Wrapper, Generic[P, R]):
         self, conn: _connection.RedisConnection, l2_key: str
     ) -> tuple[Envelope | None, str | None]:
         """Wait for another process's computation, or take the lease: ``(entry, token)``."""
-        memo = self._memo
         bus = conn.bus
         if not bus.subscribed.wait(conn.settings.connect_timeout):
             return None, None  # no listener to be woken by: compute here
         landed = threading.Event()
         unwatch = bus.watch(lambda key: landed.set() if key == l2_key else None)
         try:
-            for _ in range(memo.max_lease_rounds):
-                token = uuid.uuid4().hex
-                flow = claim_lease(l2_key, token, memo.lease_ms, memo.codec, memo.stats)
-                claim = conn.sync_driver.run(flow, None, strict=False)
-                if claim is None:
-                    return None, None
-                if claim.acquired and claim.entry is not None:  # it landed as we claimed
-                    conn.sync_driver.run(memo.release(conn, l2_key, token), False, strict=False)
-                    return claim.entry, None
-                if claim.acquired or claim.entry is not None:
-                    return claim.entry, token if claim.acquired else None
-                memo.lease_waits += 1
-                # Woken by the holder's announcement; else its lease ran out (it died).
-                landed.wait(claim.lease_ms / 1000 + LEASE_GRACE)
-                landed.clear()
-            return None, None
+            return _sync_steps(self._memo.lease(conn, l2_key), conn, landed=landed)
         finally:
             unwatch()
 
@@ -332,25 +306,17 @@ class AsyncCached(Wrapper, Generic[P, R]):
     ) -> R:
         """The single computation for a missed key (after a lease wait, when ``lock``)."""
         memo = self._memo
-        found, value = memo.recall(call_key, l2_key)  # a task that just ended left it here
-        if found:
+        plan = memo.miss(call_key, l2_key, conn)
+        kind, value = await _async_steps(plan, conn, lease=self._lease)
+        if kind == "value":
             return value  # type: ignore[no-any-return]
-        if memo.l1 is None and conn is not None:  # without L1, it left it in Redis
-            flow = load_entry(l2_key, memo.codec, memo.stats)
-            entry = memo.fresh(await conn.async_driver.run(flow, None, False))
-            if entry is not None:
-                return self._serve(entry, args, kwargs, call_key, l2_key, conn, seen)
-        token = None
-        if conn is not None and memo.lock:
-            entry, token = await self._lease(conn, l2_key)
-            if entry is not None:
-                return self._serve(entry, args, kwargs, call_key, l2_key, conn, seen)
-        memo.stats.misses += 1
+        if kind == "serve" and conn is not None:
+            return self._serve(value, args, kwargs, call_key, l2_key, conn, seen)
         try:
             return await self._compute(args, kwargs, call_key, l2_key, conn, seen)
         finally:
-            if conn is not None and token is not None:
-                await conn.async_driver.run(memo.release(conn, l2_key, token), False, strict=False)
+            if conn is not None and value is not None:  # the lease this process took
+                await conn.async_driver.run(memo.release(conn, l2_key, value), False, strict=False)
 
     async def _compute(
         self,
@@ -390,7 +356,6 @@ class AsyncCached(Wrapper, Generic[P, R]):
         self, conn: _connection.RedisConnection, l2_key: str
     ) -> tuple[Envelope | None, str | None]:
         """Wait for another process's computation, or take the lease: ``(entry, token)``."""
-        memo = self._memo
         bus = conn.bus
         loop = asyncio.get_running_loop()
         if not bus.subscribed.is_set() and not await loop.run_in_executor(
@@ -405,22 +370,7 @@ class AsyncCached(Wrapper, Generic[P, R]):
 
         unwatch = bus.watch(announced)
         try:
-            for _ in range(memo.max_lease_rounds):
-                token = uuid.uuid4().hex
-                flow = claim_lease(l2_key, token, memo.lease_ms, memo.codec, memo.stats)
-                claim = await conn.async_driver.run(flow, None, strict=False)
-                if claim is None:
-                    return None, None
-                if claim.acquired and claim.entry is not None:  # it landed as we claimed
-                    await conn.async_driver.run(memo.release(conn, l2_key, token), False, False)
-                    return claim.entry, None
-                if claim.acquired or claim.entry is not None:
-                    return claim.entry, token if claim.acquired else None
-                memo.lease_waits += 1
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(landed.wait(), claim.lease_ms / 1000 + LEASE_GRACE)
-                landed.clear()
-            return None, None
+            return await _async_steps(self._memo.lease(conn, l2_key), conn, landed=landed)
         finally:
             unwatch()
 
@@ -439,6 +389,61 @@ class AsyncCached(Wrapper, Generic[P, R]):
     ) -> AsyncCached[P2, R]: ...
     def __get__(self, instance: Any, owner: Any = None) -> Any:
         return self if instance is None else _BoundCached(self, instance)
+
+
+def _sync_steps(
+    plan: Generator[Step, Any, T],
+    conn: _connection.RedisConnection | None,
+    *,
+    lease: Callable[[_connection.RedisConnection, str], Any] | None = None,
+    landed: threading.Event | None = None,
+) -> T:
+    """Carry out a miss or lease plan's steps on the blocking driver."""
+    reply: Any = None
+    while True:
+        try:
+            step = plan.send(reply)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        assert conn is not None  # a plan without a connection takes no step
+        if isinstance(step, Run):
+            reply = conn.sync_driver.run(step.flow, step.fallback, strict=False)
+        elif isinstance(step, Wait):
+            assert landed is not None
+            landed.wait(step.seconds)
+            landed.clear()
+            reply = None
+        else:
+            assert lease is not None
+            reply = lease(conn, step.l2_key)
+
+
+async def _async_steps(
+    plan: Generator[Step, Any, T],
+    conn: _connection.RedisConnection | None,
+    *,
+    lease: Callable[[_connection.RedisConnection, str], Awaitable[Any]] | None = None,
+    landed: asyncio.Event | None = None,
+) -> T:
+    """Carry out a miss or lease plan's steps on the asyncio driver."""
+    reply: Any = None
+    while True:
+        try:
+            step = plan.send(reply)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        assert conn is not None  # a plan without a connection takes no step
+        if isinstance(step, Run):
+            reply = await conn.async_driver.run(step.flow, step.fallback, strict=False)
+        elif isinstance(step, Wait):
+            assert landed is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(landed.wait(), step.seconds)
+            landed.clear()
+            reply = None
+        else:
+            assert lease is not None
+            reply = await lease(conn, step.l2_key)
 
 
 def _settle(tasks: dict[str, asyncio.Task[Any]], key: str, task: asyncio.Task[Any]) -> None:

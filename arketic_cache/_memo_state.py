@@ -12,7 +12,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Collection
+import uuid
+from collections.abc import Callable, Collection, Generator
 from typing import Any, NamedTuple
 
 from . import _connection
@@ -22,10 +23,12 @@ from ._core._memo import (
     CallKeyer,
     Envelope,
     EnvelopeCodec,
+    claim_lease,
     early_refresh_due,
     invalidate_entry,
     invalidation_message,
     jittered_ttl,
+    load_entry,
     release_lease,
     return_type,
     store_entry,
@@ -35,7 +38,20 @@ from ._keys import KeySchema
 from ._l1 import L1Store
 from ._ttl import TTL
 
-__all__ = ["FAILED", "KW", "LEASE_GRACE", "CacheInfo", "Flight", "Memo", "Wrapper"]
+__all__ = [
+    "FAILED",
+    "KW",
+    "LEASE_GRACE",
+    "CacheInfo",
+    "Flight",
+    "Lease",
+    "Memo",
+    "Outcome",
+    "Run",
+    "Step",
+    "Wait",
+    "Wrapper",
+]
 
 logger = logging.getLogger("arketic_cache")
 
@@ -43,6 +59,37 @@ KW = object()  # separates positional from keyword arguments in L1 call keys
 FAILED = object()  # an L2 read that failed (counted as an error, treated as a miss)
 #: Extra wait past a holder's lease before trying to take it over.
 LEASE_GRACE = 0.05
+
+
+class Run(NamedTuple):
+    """A step of a miss: run this flow (non-strict) and send back its result."""
+
+    flow: Flow[Any]
+    fallback: Any
+
+
+class Wait(NamedTuple):
+    """A step of a lease: wait up to ``seconds`` for the holder's announcement."""
+
+    seconds: float
+
+
+class Lease(NamedTuple):
+    """A step of a miss: take part in the cross-process lease for ``l2_key``
+    (see ``Memo.lease``); the reply is ``(entry, token)``."""
+
+    l2_key: str
+
+
+#: A step the sync and async wrappers carry out for ``Memo.miss`` and ``Memo.lease``.
+Step = Run | Wait | Lease
+
+
+class Outcome(NamedTuple):
+    """How a miss ends: ``value`` (found), ``serve`` (an entry) or ``compute`` (a token)."""
+
+    kind: str
+    value: Any
 
 
 class CacheInfo(NamedTuple):
@@ -324,6 +371,51 @@ class Memo:
     def release(self, conn: _connection.RedisConnection, l2_key: str, token: str) -> Flow[bool]:
         """The flow that gives a lease back and wakes its waiters."""
         return release_lease(l2_key, token, conn.bus.channel, self.notice(conn, l2_key))
+
+    def miss(
+        self, call_key: Any, l2_key: str, conn: _connection.RedisConnection | None
+    ) -> Generator[Step, Any, Outcome]:
+        """What the single computation for a missed key does first, for either flavour: a
+        copy another caller just left, an L2 hit (without L1), or another process's result
+        after a lease wait; else ``Outcome("compute", token)`` (the lease to give back)."""
+        found, value = self.recall(call_key, l2_key)  # a flight that just ended left it here
+        if found:
+            return Outcome("value", value)
+        if self.l1 is None and conn is not None:  # without L1, it left it in Redis
+            entry = self.fresh((yield Run(load_entry(l2_key, self.codec, self.stats), None)))
+            if entry is not None:
+                return Outcome("serve", entry)
+        token = None
+        if conn is not None and self.lock:
+            entry, token = yield Lease(l2_key)
+            if entry is not None:
+                return Outcome("serve", entry)
+        self.stats.misses += 1
+        return Outcome("compute", token)
+
+    def lease(
+        self, conn: _connection.RedisConnection, l2_key: str
+    ) -> Generator[Run | Wait, Any, tuple[Envelope | None, str | None]]:
+        """Wait for another process's computation, or take the lease: ``(entry, token)``.
+
+        ``Wait`` ends early when the holder announces its result; else its lease ran out
+        (it died) and the next round may take it over.
+        """
+        for _ in range(self.max_lease_rounds):
+            token = uuid.uuid4().hex
+            claim = yield Run(
+                claim_lease(l2_key, token, self.lease_ms, self.codec, self.stats), None
+            )
+            if claim is None:
+                return None, None
+            if claim.acquired and claim.entry is not None:  # it landed as we claimed
+                yield Run(self.release(conn, l2_key, token), False)
+                return claim.entry, None
+            if claim.acquired or claim.entry is not None:
+                return claim.entry, token if claim.acquired else None
+            self.lease_waits += 1
+            yield Wait(claim.lease_ms / 1000 + LEASE_GRACE)
+        return None, None
 
     def invalidation(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
