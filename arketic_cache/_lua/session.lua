@@ -7,9 +7,9 @@
 --    "f":refresh family id or null,"i":the user's index key or null,"data":{...}}
 -- "v" is bumped by every update (compare-and-set). The user index is a sorted set of JSON
 -- strings, scored by expiry (ms): "H" for a session, "r:F" for refresh family F. Expired
--- members are dropped whenever the index is read or a member is added (but for new
--- sessions, 1 in 16), and the index expires with its longest-lived member, so it never
--- outgrows the live sessions by more than a few.
+-- members are dropped whenever the index is read, on rotate, issue and refresh, and on 1
+-- create in 16; the index expires with its longest-lived member, so it never outgrows the
+-- live sessions by more than a few.
 -- A refresh family is a hash at P..'refresh:family:'..F {token, session, data, index}: the
 -- current token's hash, the current session's member, a copy of the data (to start a new
 -- session once the old one has expired) and the index key (JSON strings, data an object).
