@@ -435,7 +435,7 @@ def _exchange(conn: SyncConnection, wire: list[tuple[Arg, ...]]) -> list[Any]:
 class AsyncDriver(_Driver):
     """Run flows on an asyncio redis-py client, on connections of its own (as SyncDriver)."""
 
-    __slots__ = ("_callbacks", "_idle", "_made", "_pool", "_slots", "client")
+    __slots__ = ("_callbacks", "_idle", "_loop", "_made", "_pool", "_slots", "client")
 
     def __init__(self, client: redis.asyncio.Redis, state: BackendState) -> None:
         super().__init__(state)
@@ -447,13 +447,30 @@ class AsyncDriver(_Driver):
         # redis-py's asyncio BlockingConnectionPool arms a timer and takes a Condition on
         # every checkout (+15% on a GET); this semaphore costs nothing until it is contended.
         self._slots = asyncio.BoundedSemaphore(state.pool_size)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _forget_connections(self) -> None:
         self._made, self._idle = [], []
         self._slots = asyncio.BoundedSemaphore(self.state.pool_size)
 
+    def _move_to(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start afresh on another event loop (``asyncio.run`` twice, a test's own loop).
+
+        Sockets and the slot semaphore belong to the loop they were made on, which may be
+        closed by now: the old connections are dropped (a closed loop can no longer close
+        them; their sockets close when collected) and new ones are made on this loop.
+        """
+        old = self._loop
+        if old is not None and not old.is_closed() and old.is_running():
+            logger.warning("one RedisConnection is used from two running event loops")
+        self._forget_connections()
+        self._loop = loop
+
     async def aclose(self) -> None:
-        """Disconnect every connection the driver made."""
+        """Disconnect every connection the driver made (on this event loop)."""
+        if asyncio.get_running_loop() is not self._loop:
+            self._forget_connections()  # made on a loop that can no longer close them
+            return
         made, self._made, self._idle = self._made, [], []
         for conn in made:
             await conn.disconnect()
@@ -463,6 +480,8 @@ class AsyncDriver(_Driver):
         if not self.state.breaker.allow():
             flow.close()
             return self._short_circuit(fallback, strict)
+        if asyncio.get_running_loop() is not self._loop:
+            self._move_to(asyncio.get_running_loop())
         slots = self._slots
         if slots.locked():
             try:

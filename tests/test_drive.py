@@ -4,18 +4,27 @@ and a pooled connection left in step after an error reply."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import select
 import socket
 import threading
+import warnings
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from arketic_cache import BackendResponseError, RedisConnection
+from arketic_cache import (
+    BackendResponseError,
+    RedisCache,
+    RedisConnection,
+    RedisRateLimiter,
+    RedisSessionManager,
+)
 from arketic_cache._core._effects import Batch, Command, Eval, Flow
 from arketic_cache._lua import INCREMENT_WITH_TTL
 
@@ -238,6 +247,42 @@ class TestIdleConnectionCheck:
             assert conn.sync_driver.run(one("ECHO", "ours"), None, strict=True) == "ours"
         finally:
             conn.close_sync()
+
+
+def test_one_connection_serves_one_event_loop_after_another(backend_url: str) -> None:
+    """``asyncio.run`` twice on one connection (as scripts and per-test loops do): the second
+    loop gets connections of its own instead of the first loop's, which is closed by then."""
+    conn = RedisConnection(url=backend_url)
+    cache = RedisCache(conn, strict=True)
+    limiter = RedisRateLimiter(connection=conn, strict=True)
+    sessions = RedisSessionManager(connection=conn, strict=True)
+
+    async def round_trip(n: int) -> tuple[Any, ...]:
+        assert await cache.set("k", n)
+        session_id = await sessions.new_session({"user_id": n})
+        assert session_id is not None
+        allowed = await limiter.is_allowed("rate", 10)
+        return await cache.get("k"), await sessions.get_session(session_id), allowed
+
+    try:
+        assert asyncio.run(round_trip(1)) == (1, {"user_id": 1}, (True, 1, 9))
+        first = [weakref.ref(made) for made in conn.async_driver._made]
+        assert first
+        # The first loop's sockets can only be closed by the garbage collector now (a closed
+        # loop cannot close its transports), which warns; collect them here, warnings off.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            assert asyncio.run(round_trip(2)) == (2, {"user_id": 2}, (True, 2, 8))
+            gc.collect()
+        assert conn.async_driver._made  # this loop's own
+        assert all(old() is None for old in first)  # the first loop's were dropped
+        assert conn.state.errors == 0
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            asyncio.run(conn.aclose())  # a third loop: it drops the second loop's connections
+            gc.collect()
+        conn.close_sync()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
