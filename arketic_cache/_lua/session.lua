@@ -40,6 +40,55 @@ else
   now = t[1] * 1000 + math.floor(t[2] / 1000)
 end
 
+-- (One string.format: a third cheaper than a chain of '..' with numbers in it.)
+local function envelope(version, created, deadline, family, index, data)
+  return string.format('{"v":%d,"c":%d,"d":%d,"f":%s,"i":%s,"data":%s}', version, created,
+    deadline, family and ('"' .. family .. '"') or 'null', index or 'null', data)
+end
+
+-- The idle TTL, cut to the absolute deadline (<= 0: the session is over).
+local function capped(ttl, deadline)
+  if deadline > 0 and deadline - now < ttl then return deadline - now end
+  return ttl
+end
+
+-- The index outlives its longest-lived member: GT extends an expiry (one call, the common
+-- case), NX gives a new index its first one. Expiries are relative, as the members' own.
+local function index_expire(index, ttl)
+  if redis.call('PEXPIRE', index, ttl, 'GT') == 0 then redis.call('PEXPIRE', index, ttl, 'NX') end
+end
+
+-- Store a new session at key (member m) unless the key exists; list it in its index (its
+-- JSON form, and its name when the caller has it decoded already).
+-- The index comes second, so a failure there (a key of the wrong type) is caught and undone:
+-- a script stops at an error but keeps the writes made before it.
+local function start(key, m, data, index, name, family, ttl, lifetime)
+  local deadline = lifetime > 0 and now + lifetime or 0
+  ttl = capped(ttl, deadline)
+  local value = envelope(1, now, deadline, family, index, data)
+  if not redis.call('SET', key, value, 'NX', 'PX', ttl) then return 0 end
+  if index then
+    name = name or cjson.decode(index)
+    local added = redis.pcall('ZADD', name, now + ttl, m)
+    if type(added) == 'table' and added.err then
+      redis.call('DEL', key)
+      return added
+    end
+    -- Expired entries leave on every read of the index, and here on the 1 in 16 creates
+    -- whose hash starts with 0: one call less for the others, and the index stays bounded.
+    if string.byte(m, 2) == 48 then redis.call('ZREMRANGEBYSCORE', name, '-inf', now) end
+    index_expire(name, ttl)
+  end
+  return 1
+end
+
+-- The hot write first: a create defines only the helpers it needs.
+if op == 'create' then
+  local index = ARGV[5] ~= '' and ARGV[5] or nil
+  return start(KEYS[1], ARGV[8], ARGV[4], index, KEYS[2], nil, tonumber(ARGV[6]),
+    tonumber(ARGV[7]))
+end
+
 -- "x" -> x, for members and ids that are hex (never escaped in JSON).
 local function unquote(json) return string.sub(json, 2, -2) end
 
@@ -57,24 +106,6 @@ local function parse(value)
   local index = string.sub(value, after + 5, stop - 1)
   return {version = tonumber(v), created = c, deadline = tonumber(d), family = family,
     index = index ~= 'null' and index or nil, data = string.sub(value, stop + 8, -2)}
-end
-
-local function envelope(version, created, deadline, family, index, data)
-  return '{"v":' .. version .. ',"c":' .. created .. ',"d":' .. deadline
-    .. ',"f":' .. (family and ('"' .. family .. '"') or 'null')
-    .. ',"i":' .. (index or 'null') .. ',"data":' .. data .. '}'
-end
-
--- The idle TTL, cut to the absolute deadline (<= 0: the session is over).
-local function capped(ttl, deadline)
-  if deadline > 0 and deadline - now < ttl then return deadline - now end
-  return ttl
-end
-
--- The index outlives its longest-lived member: GT extends an expiry (one call, the common
--- case), NX gives a new index its first one. Expiries are relative, as the members' own.
-local function index_expire(index, ttl)
-  if redis.call('PEXPIRE', index, ttl, 'GT') == 0 then redis.call('PEXPIRE', index, ttl, 'NX') end
 end
 
 local function index_put(index, member, expires)
@@ -107,36 +138,7 @@ local function finish(key, m, s)
   return ended
 end
 
--- Store a new session at key (member m) unless the key exists; list it in its index (its
--- JSON form, and its name when the caller has it decoded already).
--- The index comes second, so a failure there (a key of the wrong type) is caught and undone:
--- a script stops at an error but keeps the writes made before it.
-local function start(key, m, data, index, name, family, ttl, lifetime)
-  local deadline = lifetime > 0 and now + lifetime or 0
-  ttl = capped(ttl, deadline)
-  local value = envelope(1, now, deadline, family, index, data)
-  if not redis.call('SET', key, value, 'NX', 'PX', ttl) then return 0 end
-  if index then
-    name = name or cjson.decode(index)
-    local added = redis.pcall('ZADD', name, now + ttl, m)
-    if type(added) == 'table' and added.err then
-      redis.call('DEL', key)
-      return added
-    end
-    -- Expired entries leave on every read of the index, and here on the 1 in 16 creates
-    -- whose hash starts with 0: one call less for the others, and the index stays bounded.
-    if string.byte(m, 2) == 48 then redis.call('ZREMRANGEBYSCORE', name, '-inf', now) end
-    index_expire(name, ttl)
-  end
-  return 1
-end
-
-if op == 'create' then
-  local index = ARGV[5] ~= '' and ARGV[5] or nil
-  return start(KEYS[1], ARGV[8], ARGV[4], index, KEYS[2], nil, tonumber(ARGV[6]),
-    tonumber(ARGV[7]))
-
-elseif op == 'extend' then
+if op == 'extend' then
   local value = redis.call('GET', KEYS[1])
   local s = parse(value)
   if not s then  -- a value that is not ours goes back to a read, which ends the session
