@@ -273,16 +273,12 @@ class _SessionBase(Bound):
 
     def get_info(self) -> dict[str, Any]:
         """Counters: corrupt sessions dropped, update conflicts, refresh-token reuse, failures."""
-        conn = self._bind()
         stats = self._session_stats
-        return {
-            "corrupt_sessions": stats.corrupt,
-            "update_conflicts": stats.update_conflicts,
-            "refresh_reuse_detected": stats.refresh_reuse,
-            **conn.state.counters(),
-            "backend": conn.backend,
-            "url": conn.settings.display_url,
-        }
+        return self._report(
+            corrupt_sessions=stats.corrupt,
+            update_conflicts=stats.update_conflicts,
+            refresh_reuse_detected=stats.refresh_reuse,
+        )
 
 
 class SyncRedisSessionManager(_SessionBase, SyncRunner):

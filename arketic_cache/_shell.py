@@ -61,12 +61,18 @@ class Bound:
     def _counters(self) -> dict[str, Any]:
         stats = self._stats
         looked_up = stats.hits + stats.misses
+        return self._report(
+            hits=stats.hits,
+            misses=stats.misses,
+            hit_rate=stats.hits / looked_up if looked_up else None,
+            decode_errors=stats.decode_errors,
+        )
+
+    def _report(self, **own: Any) -> dict[str, Any]:
+        """``own`` counters, then the connection's failure counters, backend and URL."""
         conn = self._bind()
         return {
-            "hits": stats.hits,
-            "misses": stats.misses,
-            "hit_rate": stats.hits / looked_up if looked_up else None,
-            "decode_errors": stats.decode_errors,
+            **own,
             **conn.state.counters(),
             "backend": conn.backend,
             "url": conn.settings.display_url,
