@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from . import _connection
 from ._core import _cache as flows
 from ._core import _repository as repo_flows
+from ._core._effects import Flow
 from ._core._records import ModelCodec, ValueCodec
 from ._exceptions import InvalidInputError
 from ._keys import KeySchema, ListKey, SetKey, SortedSetKey, StreamKey
@@ -89,6 +90,13 @@ class _ListBase(_MemberRepository[KL, V]):
         """Bind to ``schema`` on ``connection`` (default: the ``init_redis()`` one)."""
         super().__init__(schema, connection, key_prefix=key_prefix, strict=strict)  # type: ignore[arg-type]
 
+    def _push(
+        self, key: KL, values: tuple[V, ...], max_length: int | None, front: bool
+    ) -> Flow[int]:
+        name, encoded = self._key(key), self._encode(values)
+        limit = _positive(max_length, "max_length")
+        return repo_flows.list_push(name, encoded, self.ttl, limit, front)
+
 
 class SyncListRepository(_ListBase[KL, V], SyncRunner):
     """Blocking twin of ``ListRepository``."""
@@ -97,25 +105,11 @@ class SyncListRepository(_ListBase[KL, V], SyncRunner):
 
     def push(self, key: KL, *values: V, max_length: int | None = None) -> int:
         """Append values, keep at most ``max_length`` newest; return the length (0 on failure)."""
-        flow = repo_flows.list_push(
-            self._key(key),
-            self._encode(values),
-            self.ttl,
-            _positive(max_length, "max_length"),
-            False,
-        )
-        return self._run(flow, 0)
+        return self._run(self._push(key, values, max_length, False), 0)
 
     def push_front(self, key: KL, *values: V, max_length: int | None = None) -> int:
         """Prepend values, keep at most ``max_length`` from the front; return the length."""
-        flow = repo_flows.list_push(
-            self._key(key),
-            self._encode(values),
-            self.ttl,
-            _positive(max_length, "max_length"),
-            True,
-        )
-        return self._run(flow, 0)
+        return self._run(self._push(key, values, max_length, True), 0)
 
     def pop(self, key: KL) -> V | None:
         """Remove and return the first member, or None."""
@@ -151,25 +145,11 @@ class ListRepository(_ListBase[KL, V], AsyncRunner):
 
     async def push(self, key: KL, *values: V, max_length: int | None = None) -> int:
         """Append values, keep at most ``max_length`` newest; return the length (0 on failure)."""
-        flow = repo_flows.list_push(
-            self._key(key),
-            self._encode(values),
-            self.ttl,
-            _positive(max_length, "max_length"),
-            False,
-        )
-        return await self._run(flow, 0)
+        return await self._run(self._push(key, values, max_length, False), 0)
 
     async def push_front(self, key: KL, *values: V, max_length: int | None = None) -> int:
         """Prepend values, keep at most ``max_length`` from the front; return the length."""
-        flow = repo_flows.list_push(
-            self._key(key),
-            self._encode(values),
-            self.ttl,
-            _positive(max_length, "max_length"),
-            True,
-        )
-        return await self._run(flow, 0)
+        return await self._run(self._push(key, values, max_length, True), 0)
 
     async def pop(self, key: KL) -> V | None:
         """Remove and return the first member, or None."""
@@ -489,6 +469,13 @@ class _StreamBase(Repository[KX], Generic[KX, M]):
         """
         super().__init__(schema, connection, key_prefix=key_prefix, strict=strict)  # type: ignore[arg-type]
 
+    def _append(
+        self, key: KX, entry: M, max_length: int | None, approximate: bool
+    ) -> Flow[str | None]:
+        name, data = self._key(key), self._codec.encode(entry)
+        limit = _positive(max_length, "max_length")
+        return repo_flows.stream_append(name, data, self.ttl, limit, approximate)
+
 
 class SyncStreamRepository(_StreamBase[KX, M], SyncRunner):
     """Blocking twin of ``StreamRepository``."""
@@ -499,14 +486,7 @@ class SyncStreamRepository(_StreamBase[KX, M], SyncRunner):
         self, key: KX, entry: M, *, max_length: int | None = None, approximate: bool = True
     ) -> str | None:
         """Append ``entry``, trimming to about ``max_length``; return its id (None on failure)."""
-        flow = repo_flows.stream_append(
-            self._key(key),
-            self._codec.encode(entry),
-            self.ttl,
-            _positive(max_length, "max_length"),
-            approximate,
-        )
-        return self._run(flow, None)
+        return self._run(self._append(key, entry, max_length, approximate), None)
 
     def range(
         self, key: KX, start: str = "-", end: str = "+", *, count: int | None = None
@@ -544,14 +524,7 @@ class StreamRepository(_StreamBase[KX, M], AsyncRunner):
         self, key: KX, entry: M, *, max_length: int | None = None, approximate: bool = True
     ) -> str | None:
         """Append ``entry``, trimming to about ``max_length``; return its id (None on failure)."""
-        flow = repo_flows.stream_append(
-            self._key(key),
-            self._codec.encode(entry),
-            self.ttl,
-            _positive(max_length, "max_length"),
-            approximate,
-        )
-        return await self._run(flow, None)
+        return await self._run(self._append(key, entry, max_length, approximate), None)
 
     async def range(
         self, key: KX, start: str = "-", end: str = "+", *, count: int | None = None

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _connection
+from ._core._effects import Flow
 from ._core._ratelimit import Decision, Limit, Mode, Plan, decide, degraded, refund, too_costly
 from ._core._validate import check_key
 from ._exceptions import InvalidInputError
@@ -85,6 +86,15 @@ class _LimiterBase(Bound):
         conn = self.connection  # binds first: the prefix comes from its settings
         return self._prefix + check_key(text, conn.settings.max_key_bytes)
 
+    def _deciding(
+        self, key: RateKey, limits: tuple[int | Limit, ...], cost: int
+    ) -> Decision | tuple[Flow[Decision], Plan]:
+        """The decision if it needs no Redis (too costly), else the flow that makes it."""
+        keys, plan, early = self._plan(key, limits, cost)
+        if early is not None:
+            return early
+        return decide(keys, plan, cost, secrets.randbits(40), self._now()), plan
+
     def _plan(
         self, key: RateKey, limits: tuple[int | Limit, ...], cost: int
     ) -> tuple[tuple[str, ...], Plan, Decision | None]:
@@ -128,13 +138,7 @@ class _LimiterBase(Bound):
 
     def get_info(self) -> dict[str, Any]:
         """Counters: decisions answered without Redis, and the connection's failure counters."""
-        conn = self._bind()
-        return {
-            "degraded_decisions": self.degraded_decisions,
-            **conn.state.counters(),
-            "backend": conn.backend,
-            "url": conn.settings.display_url,
-        }
+        return self._report(degraded_decisions=self.degraded_decisions)
 
 
 class SyncRedisRateLimiter(_LimiterBase, SyncRunner):
@@ -148,12 +152,11 @@ class SyncRedisRateLimiter(_LimiterBase, SyncRunner):
 
     def check(self, key: RateKey, *limits: int | Limit, cost: int = 1) -> Decision:
         """Admit a request of ``cost`` units if it fits every limit (then count it in all)."""
-        keys, plan, early = self._plan(key, limits, cost)
-        if early is not None:
-            return early
-        flow = decide(keys, plan, cost, secrets.randbits(40), self._now())
-        decision = self._run(flow, None)
-        return decision if decision is not None else self._degraded(plan, cost)
+        step = self._deciding(key, limits, cost)
+        if isinstance(step, Decision):
+            return step
+        flow, plan = step
+        return self._run(flow, None) or self._degraded(plan, cost)
 
     def quota(self, key: RateKey, limit: int, *, cost: int = 1) -> Decision:
         """A calendar-month quota (UTC): ``reset_after`` runs to 00:00 on the 1st."""
@@ -176,12 +179,11 @@ class RedisRateLimiter(_LimiterBase, AsyncRunner):
 
     async def check(self, key: RateKey, *limits: int | Limit, cost: int = 1) -> Decision:
         """Admit a request of ``cost`` units if it fits every limit (then count it in all)."""
-        keys, plan, early = self._plan(key, limits, cost)
-        if early is not None:
-            return early
-        flow = decide(keys, plan, cost, secrets.randbits(40), self._now())
-        decision = await self._run(flow, None)
-        return decision if decision is not None else self._degraded(plan, cost)
+        step = self._deciding(key, limits, cost)
+        if isinstance(step, Decision):
+            return step
+        flow, plan = step
+        return await self._run(flow, None) or self._degraded(plan, cost)
 
     async def quota(self, key: RateKey, limit: int, *, cost: int = 1) -> Decision:
         """A calendar-month quota (UTC): ``reset_after`` runs to 00:00 on the 1st."""
