@@ -26,6 +26,7 @@ from typing import Any, Literal
 from arketic_cache.testing import RedisServer
 
 from .calls import IDS, Source, cycling, primed_async, primed_sync
+from .peers import skip_note
 from .timing import Contender, async_batch, sync_batch
 
 __all__ = ["ROW_KINDS", "RowKind", "peer_rows"]
@@ -230,13 +231,10 @@ async def peer_rows(
             continue
         try:
             contender = await build(server, Source(value), stack)
-        except ImportError:
-            missing.add(peer)
-            notes.append(f"{peer}: not installed (pip install -e '.[bench]'), its rows skipped")
-            continue
-        except Exception as exc:  # a peer's incompatibility must not stop our own benchmarks
-            reason = str(exc).replace(server.password, "***")
-            notes.append(f"{peer} ({kind} row): skipped, {type(exc).__name__}: {reason}")
+        except Exception as exc:  # a missing or broken peer must not stop our own benchmarks
+            if isinstance(exc, ImportError):
+                missing.add(peer)
+            notes.append(skip_note(exc, peer, f"{peer} ({kind} row)", server))
             continue
         rows.setdefault(kind, []).append(contender)
     return rows, notes

@@ -16,9 +16,18 @@ from arketic_cache.testing import RedisServer
 
 from .timing import Contender, async_batch
 
-__all__ = ["peer_contenders"]
+__all__ = ["peer_contenders", "skip_note"]
 
 KEY = "bench:peer:1k"
+
+
+def skip_note(exc: Exception, peer: str, label: str, server: RedisServer) -> str:
+    """Why a peer's rows are skipped: it is not installed, or it fails here (the reason with
+    the server's password taken out)."""
+    if isinstance(exc, ImportError):
+        return f"{peer}: not installed (pip install -e '.[bench]'), its rows skipped"
+    reason = str(exc).replace(server.password, "***")
+    return f"{label}: skipped, {type(exc).__name__}: {reason}"
 
 
 async def _cashews(server: RedisServer, value: Any, stack: AsyncExitStack) -> Contender:
@@ -67,9 +76,6 @@ async def peer_contenders(
     for name, build in (("cashews", _cashews), ("aiocache", _aiocache)):
         try:
             contenders.append(await build(server, value, stack))
-        except ImportError:
-            notes.append(f"{name}: not installed (pip install -e '.[bench]'), row skipped")
-        except Exception as exc:  # a peer's incompatibility must not stop our own benchmarks
-            reason = str(exc).replace(server.password, "***")
-            notes.append(f"{name}: skipped, {type(exc).__name__}: {reason}")
+        except Exception as exc:  # a missing or broken peer must not stop our own benchmarks
+            notes.append(skip_note(exc, name, name, server))
     return contenders, notes

@@ -41,6 +41,7 @@ from arketic_cache.testing import RedisServer
 
 from .cache_bench import Sizes
 from .clients import open_clients
+from .peers import skip_note
 from .ratelimit_peers import (
     FILL_LEVELS,
     LIMIT,
@@ -282,8 +283,7 @@ async def _memory(
     except ImportError:
         pass  # peer_rows notes that limits is missing
     except Exception as exc:  # a peer's incompatibility must not stop our own benchmarks
-        reason = str(exc).replace(server.password, "***")
-        return [*_memory_notes(rows), f"limits memory: skipped, {type(exc).__name__}: {reason}"]
+        return [*_memory_notes(rows), skip_note(exc, "limits", "limits memory", server)]
     return _memory_notes(rows)
 
 

@@ -29,6 +29,7 @@ import redis
 
 from arketic_cache.testing import RedisServer
 
+from .peers import skip_note
 from .timing import Contender, async_batch, sync_batch
 
 __all__ = [
@@ -188,12 +189,10 @@ async def peer_rows(
     for tag, build in PEERS:
         try:
             kind, contender = await build(server, key_names(tag, key_count), stack)
-        except ImportError:
-            notes.append("limits: not installed (pip install -e '.[bench]'), its rows skipped")
-            break
-        except Exception as exc:  # a peer's incompatibility must not stop our own benchmarks
-            reason = str(exc).replace(server.password, "***")
-            notes.append(f"limits ({tag}): skipped, {type(exc).__name__}: {reason}")
+        except Exception as exc:  # a missing or broken peer must not stop our own benchmarks
+            notes.append(skip_note(exc, "limits", f"limits ({tag})", server))
+            if isinstance(exc, ImportError):
+                break
             continue
         rows.setdefault(kind, []).append(contender)
     return rows, notes

@@ -56,6 +56,7 @@ from arketic_cache.testing import RedisServer
 
 from .cache_bench import Sizes
 from .clients import open_clients
+from .peers import skip_note
 from .ratelimit_peers import cycling_over, footprint
 from .timing import Benchmark, Contender, Target, async_batch, sync_batch
 
@@ -468,11 +469,8 @@ async def _peer_rows(
 ) -> tuple[Rows, list[str]]:
     try:
         return await _starsessions(server, pool, fresh, ledger, stack), []
-    except ImportError:
-        return {}, ["starsessions: not installed (pip install -e '.[bench]'), its rows skipped"]
-    except Exception as exc:  # a peer's incompatibility must not stop our own benchmarks
-        reason = str(exc).replace(server.password, "***")
-        return {}, [f"starsessions: skipped, {type(exc).__name__}: {reason}"]
+    except Exception as exc:  # a missing or broken peer must not stop our own benchmarks
+        return {}, [skip_note(exc, "starsessions", "starsessions", server)]
 
 
 # -- memory ----------------------------------------------------------------------------------------
