@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from arketic_cache import RedisCache, RedisConnection, SyncRedisCache
-from arketic_cache.testing import RedisServer, find_redis_server
+from arketic_cache.testing import RedisServer, find_redis_server, free_port
 
 REQUIRE_REDIS = os.environ.get("ARKETIC_REQUIRE_REDIS") == "1"
 
@@ -104,6 +104,13 @@ class Flavor:
         self.connection = RedisConnection(url=self.backend_url, **overrides)
         self.connections.append(self.connection)
         return self.connection
+
+    def dead_connection(self) -> RedisConnection:
+        """A connection to a loopback port nobody listens on (closed after the test): a
+        strict object on it proves a call made no I/O, since any I/O would raise."""
+        conn = RedisConnection(url=f"redis://127.0.0.1:{free_port()}/0")
+        self.connections.append(conn)
+        return conn
 
     def wrap(self, sync_obj: Any, async_obj: Any) -> Any:
         """Return the object of this flavour (async calls bridged to sync ones)."""

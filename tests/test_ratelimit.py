@@ -35,7 +35,6 @@ from arketic_cache import (
     RateLimitApiKey,
     RateLimitExceeded,
     RateLimitUploadKey,
-    RedisConnection,
     RedisRateLimiter,
     SyncRedisRateLimiter,
     close_redis,
@@ -47,7 +46,6 @@ from arketic_cache import (
 )
 from arketic_cache._lua import RATE_LIMIT, RATE_LOG, RATE_REFUND
 from arketic_cache._settings import ENVIRONMENT_VARIABLES
-from arketic_cache.testing import free_port
 
 from .conftest import Bridge, Flavor
 
@@ -99,16 +97,9 @@ def limiter(flavor: Flavor, window_size: float = 60, **options: Any) -> Any:
     )
 
 
-def dead_connection(flavor: Flavor) -> RedisConnection:
-    """A connection to a loopback port nobody listens on (closed after the test)."""
-    conn = RedisConnection(url=f"redis://127.0.0.1:{free_port()}/0")
-    flavor.connections.append(conn)
-    return conn
-
-
 def no_io_limiter(flavor: Flavor, **options: Any) -> Any:
     """A limiter on a dead connection (strict unless told otherwise): I/O would fail."""
-    return limiter(flavor, connection=dead_connection(flavor), **options)
+    return limiter(flavor, connection=flavor.dead_connection(), **options)
 
 
 def view(decision: Decision) -> tuple[Any, ...]:

@@ -34,7 +34,6 @@ from arketic_cache import (
     ConfigurationError,
     InvalidInputError,
     NotInitializedError,
-    RedisConnection,
     RedisSessionManager,
     SerializationError,
     SessionData,
@@ -47,7 +46,6 @@ from arketic_cache import (
     init_redis_sync,
 )
 from arketic_cache._settings import ENVIRONMENT_VARIABLES
-from arketic_cache.testing import free_port
 
 from .conftest import Flavor
 
@@ -168,16 +166,9 @@ def manager(flavor: Flavor, ttl: float = 3600, **options: Any) -> Any:
     return flavor.wrap(SyncRedisSessionManager(ttl, **options), RedisSessionManager(ttl, **options))
 
 
-def dead_connection(flavor: Flavor) -> RedisConnection:
-    """A connection to a loopback port nobody listens on (closed after the test)."""
-    conn = RedisConnection(url=f"redis://127.0.0.1:{free_port()}/0")
-    flavor.connections.append(conn)
-    return conn
-
-
 def no_io_manager(flavor: Flavor, **options: Any) -> Any:
     """A strict manager on a dead connection: any I/O would raise ``BackendError``."""
-    return manager(flavor, connection=dead_connection(flavor), **options)
+    return manager(flavor, connection=flavor.dead_connection(), **options)
 
 
 def wait_until_gone(raw: redis.Redis, key: str, limit: float = 5.0) -> None:
