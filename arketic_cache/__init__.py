@@ -7,6 +7,7 @@ Start-up::
 """
 
 from ._cache import RedisCache, SyncRedisCache
+from ._cached import AsyncCached, Cached, CachedDecorator, CacheInfo, cached
 from ._catalogue import (
     AIModelConfigKey,
     AIPromptKey,
@@ -87,7 +88,6 @@ from ._keys import (
     StringKey,
     stable_hash,
 )
-from ._memo import AsyncCached, Cached, CachedDecorator, CacheInfo, cached
 from ._rate_limited import rate_limit_headers, rate_limited
 from ._ratelimit import RedisRateLimiter, SyncRedisRateLimiter
 from ._repository import (

@@ -20,7 +20,6 @@ from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
 from ._breaker import CircuitBreaker
-from ._bus import InvalidationBus
 from ._core._effects import Command, Flow
 from ._drive import AsyncDriver, BackendState, SyncDriver
 from ._exceptions import NotInitializedError
@@ -116,7 +115,7 @@ class RedisConnection:
         )
         self._sync: SyncDriver | None = None
         self._async: AsyncDriver | None = None
-        self._bus: InvalidationBus | None = None
+        self._closing: list[Callable[[], None]] = []
 
     @classmethod
     def from_env(cls, **overrides: Any) -> RedisConnection:
@@ -182,16 +181,31 @@ class RedisConnection:
         pool = redis.asyncio.ConnectionPool.from_url(self.settings.url, **options)
         return redis.asyncio.Redis(connection_pool=pool)
 
-    @property
-    def bus(self) -> InvalidationBus:
-        """The invalidation channel that keeps ``@cached`` L1s coherent across processes."""
-        if self._bus is None:
-            self._bus = InvalidationBus(self)
-        return self._bus
+    def subscriber_connection(self) -> redis.connection.AbstractConnection:
+        """A new blocking connection (not yet connected) for a subscriber.
 
-    def new_listener_client(self) -> redis.Redis:
-        """A separate blocking client for a subscriber (it holds its own connection)."""
-        return self._new_sync_client()
+        Its reads may wait up to the listener's PING deadline instead of the short data
+        timeout, and redis-py's own health check is off: a PING it slipped in would eat a
+        message of a subscribed connection.
+        """
+        pool = self.sync_driver.client.connection_pool
+        options = {**pool.connection_kwargs, "health_check_interval": 0}
+        if self.settings.scheme != "memory":
+            options["socket_timeout"] = self.settings.listener_ping_timeout
+        conn: redis.connection.AbstractConnection = pool.connection_class(**options)
+        return conn
+
+    def async_subscriber_connection(self) -> redis.asyncio.connection.AbstractConnection:
+        """As ``subscriber_connection``, for an asyncio subscriber on the running loop."""
+        pool = self.async_driver.client.connection_pool
+        options = {**pool.connection_kwargs, "health_check_interval": 0}
+        if self.settings.scheme != "memory":
+            options["socket_timeout"] = self.settings.listener_ping_timeout
+        return pool.connection_class(**options)
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when this connection is closed (listeners stop with it)."""
+        self._closing.append(callback)
 
     def ping_sync(self) -> bool:
         """PING through the sync client; False (logged) when Redis cannot be reached."""
@@ -202,9 +216,10 @@ class RedisConnection:
         return await self.async_driver.run(_ping(), False, strict=False)
 
     def close_sync(self) -> None:
-        """Close the sync client's connections (and stop the invalidation listener)."""
-        if self._bus is not None:
-            self._bus.stop()
+        """Close the sync client's connections (and stop the listeners on it)."""
+        closing, self._closing = self._closing, []
+        for callback in closing:
+            callback()
         if self._sync is not None:
             driver, self._sync = self._sync, None
             driver.close()

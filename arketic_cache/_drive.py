@@ -198,6 +198,12 @@ class _Driver:
         logger.debug("optional Redis command refused: %s", error)
         return error
 
+    def _tolerate_all(self, effect: Effect, reply: Any) -> Any:
+        """A batch's tolerated error replies as ``BackendError`` objects."""
+        if type(effect) is Batch and any(c.errors_as_reply for c in effect.commands):
+            return [self._tolerated(r) if isinstance(r, ResponseError) else r for r in reply]
+        return reply
+
     def _failed(self, exc: BaseException, fallback: T, strict: bool) -> T:
         error = self._record(exc)
         if strict:
@@ -280,7 +286,9 @@ def _result(effect: Effect, replies: list[Any], callbacks: Callbacks) -> Any:
         if isinstance(results, ResponseError):
             raise results
     return [
-        _parsed(command.args, reply, callbacks)
+        reply  # mapped by the driver (``_tolerate_all``), handed to the flow
+        if command.errors_as_reply and isinstance(reply, ResponseError)
+        else _parsed(command.args, reply, callbacks)
         for command, reply in zip(effect.commands, results, strict=True)
     ]
 
@@ -369,7 +377,8 @@ class SyncDriver(_Driver):
 
     def _execute(self, conn: SyncConnection, effect: Effect) -> Any:
         try:
-            return _result(effect, _exchange(conn, _wire(effect)), self._callbacks)
+            reply = _result(effect, _exchange(conn, _wire(effect)), self._callbacks)
+            return self._tolerate_all(effect, reply)
         except NoScriptError:
             if type(effect) is not Eval:
                 raise
@@ -527,7 +536,8 @@ class AsyncDriver(_Driver):
 
     async def _execute(self, conn: AsyncConnection, effect: Effect) -> Any:
         try:
-            return _result(effect, await _aexchange(conn, _wire(effect)), self._callbacks)
+            reply = _result(effect, await _aexchange(conn, _wire(effect)), self._callbacks)
+            return self._tolerate_all(effect, reply)
         except NoScriptError:
             if type(effect) is not Eval:
                 raise

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from . import _connection
-from ._core._memo import CallKeyer
+from ._core._cached import CallKeyer
 from ._core._ratelimit import Decision, Limit
 from ._exceptions import ConfigurationError, InvalidInputError, RateLimitExceeded
 from ._keys import KeySchema, escape_part

@@ -67,6 +67,12 @@ class RedisSettings(BaseModel):
     breaker_cooldown: PositiveFloat = 2.0
     max_value_bytes: PositiveInt = 1024 * 1024
     max_key_bytes: PositiveInt = 1024
+    #: While L1 coherence is lost, no L1 entry is served longer than this (seconds).
+    coherence_grace: PositiveFloat = 2.0
+    #: The invalidation listener PINGs an idle connection this often (seconds) ...
+    listener_ping_interval: PositiveFloat = 1.0
+    #: ... and counts the server as gone when nothing answers within this (seconds).
+    listener_ping_timeout: PositiveFloat = 1.0
 
     @model_validator(mode="before")
     @classmethod

@@ -28,6 +28,7 @@ from typing import Any
 import cachetools
 
 from arketic_cache import cached
+from arketic_cache._invalidation import coherence
 from arketic_cache.testing import RedisServer
 
 from .cache_bench import Sizes, one_kb_value
@@ -98,9 +99,10 @@ async def cached_benchmarks(
     )
 
     gone = [f"{GONE_PREFIX}{user_id}" for user_id in IDS]
-    channel = conn.bus.channel
+    listener = coherence(conn)
+    channel = listener.channel
     # What fn.invalidate publishes: [origin, key]; our own listener receives and skips it.
-    notices = [json.dumps([conn.bus.origin, key], separators=(",", ":")) for key in gone]
+    notices = [json.dumps([listener.origin, key], separators=(",", ":")) for key in gone]
 
     def raw_unlink(user_id: int) -> Any:
         return raw.unlink(gone[user_id])
@@ -164,11 +166,13 @@ async def cached_benchmarks(
     async def adropped(user_id: int) -> dict[str, Any]:
         return ours(user_id)
 
-    # The invalidation listener flushes every L1 once it has subscribed (anything announced
-    # before may have been missed): let it subscribe first, or it may flush the primed entries.
-    conn.bus.start()
-    if not conn.bus.subscribed.wait(10):
-        raise RuntimeError("the invalidation listener did not subscribe")
+    # The invalidation listener flushes an L1 once it covers it (anything written before may
+    # have been missed): let it cover each one first, or it may flush the primed entries.
+    for fn in (profile, aprofile, profile_l2, aprofile_l2, dropped, adropped):
+        state = fn._state
+        state.bind()
+        if not listener.settle(state.l1, 10):
+            raise RuntimeError("the invalidation listener did not subscribe")
     before = [profile.cache_info().l1_hits, aprofile.cache_info().l1_hits]
     l1_hit = primed_sync("@cached sync", profile, ours)
     al1_hit = await primed_async("@cached async", aprofile, ours)

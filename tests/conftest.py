@@ -149,3 +149,19 @@ def raw(backend_url: str) -> Iterator[redis.Redis]:
     conn = RedisConnection(url=backend_url)
     yield conn.sync_client
     conn.close_sync()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Report the L1 eviction delays the coherence tests measured (median and worst)."""
+    delays: dict[str, list[float]] = {}
+    for report in terminalreporter.stats.get("passed", []):
+        for name, value in getattr(report, "user_properties", ()):
+            if name.startswith("eviction_delays_ms"):
+                delays.setdefault(name, []).extend(value)
+    for name, values in sorted(delays.items()):
+        values.sort()
+        terminalreporter.write_line(
+            f"{name}: another client's write -> L1 evicted in another process: "
+            f"median {values[len(values) // 2]:.3f} ms, worst {values[-1]:.3f} ms "
+            f"(n={len(values)})"
+        )

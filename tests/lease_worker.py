@@ -24,8 +24,10 @@ def run_callers(url: str, callers: int, lock_ttl: int, reports: Queue[Any]) -> N
         counter.blpop(["release"], timeout=30)
         return x * 10
 
-    conn.bus.start()
-    assert conn.bus.subscribed.wait(10)
+    state = expensive._state
+    state.bind()
+    assert state.coherence is not None
+    assert state.coherence.settle(state.l1, 10)
 
     def call() -> None:
         reports.put(("calling", None))

@@ -94,7 +94,7 @@ def test_single_flight_threads() -> None:
     threads = [threading.Thread(target=lambda: results.append(slow(7))) for _ in range(8)]
     threads[0].start()
     assert entered.wait(10)
-    (flight,) = slow._memo.flights.values()
+    (flight,) = slow._state.flights.running.values()
     for thread in threads[1:]:
         thread.start()
     with flight.cond:  # every follower is waiting on the leader's computation
@@ -151,7 +151,7 @@ def test_stale_while_revalidate(flavor_name: str) -> None:
             calls.append(x)
             return x * 2
 
-        memo = value._memo
+        memo = value._state
     else:
 
         @cached(ttl=60, stale_while_revalidate=30, connection=conn)
@@ -159,7 +159,7 @@ def test_stale_while_revalidate(flavor_name: str) -> None:
             calls.append(x)
             return x * 2
 
-        memo = avalue._memo
+        memo = avalue._state
     key = memo.keyer((5,), {})
     stale = {"v": 999, "x": time.time() - 1, "d": 0.01}  # expired a second ago, kept for SWR
     conn.sync_client.set(key, json.dumps(stale), ex=30)

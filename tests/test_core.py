@@ -17,8 +17,8 @@ from redis.crc import key_slot as redis_key_slot
 from arketic_cache import BackendResponseError, SerializationError
 from arketic_cache._codec import decode, encode
 from arketic_cache._core import _cache as flows
+from arketic_cache._core._cached import invalidation_message, parse_invalidation
 from arketic_cache._core._effects import Batch, Command, Eval, Flow
-from arketic_cache._core._memo import invalidation_message, parse_invalidation
 from arketic_cache._core._resp import pack, pack_all
 from arketic_cache._core._slots import group_by_slot, key_slot
 from arketic_cache._core._validate import escape_glob

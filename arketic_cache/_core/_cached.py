@@ -1,8 +1,12 @@
-"""The pure parts of ``@cached``: call keys, the stored envelope, TTL jitter, early refresh.
+"""The pure parts of ``@cached``: call keys, the stored envelope, freshness, TTL jitter.
 
-An L2 entry is a JSON envelope ``{"v": value, "x": expires_at, "d": compute_seconds}``: the
-value encoded through the function's return annotation, its wall-clock expiry (so an L1 copy
-never outlives it) and how long it took to compute (for probabilistic early refresh, XFetch).
+An L2 entry is a JSON envelope ``{"v": value, "d": compute_seconds}``: the value encoded
+through the function's return annotation and how long it took to compute (for probabilistic
+early refresh, XFetch). Its age is never judged by a timestamp written by another host: every
+read also asks Redis for the key's remaining TTL (``PTTL``, in the same round trip), and
+freshness, staleness and the L1 lifetime are all derived from that.
+
+Decisions that depend on the clock or on chance take ``now``/``draw`` as arguments.
 """
 
 from __future__ import annotations
@@ -23,12 +27,16 @@ from ._cache import CacheStats, drop_corrupt
 from ._effects import Batch, Command, Eval, Flow
 
 __all__ = [
+    "KW",
     "CallKeyer",
     "Claim",
+    "Entry",
     "Envelope",
     "EnvelopeCodec",
+    "call_key",
     "claim_lease",
     "early_refresh_due",
+    "freshness",
     "invalidate_entry",
     "invalidation_message",
     "jittered_ttl",
@@ -36,9 +44,25 @@ __all__ = [
     "load_entry",
     "parse_invalidation",
     "release_lease",
+    "remaining_seconds",
     "return_type",
+    "static_prefix",
     "store_entry",
 ]
+
+#: Separates positional from keyword arguments in L1 call keys.
+KW = object()
+
+
+def call_key(positional: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The L1 key of a call: its arguments with their types (1, 1.0 and True differ).
+
+    The hot paths in ``_cached.py`` inline the keyword-free form; a test keeps them equal.
+    """
+    if kwargs:
+        values = kwargs.values()
+        return (*positional, KW, *kwargs.items(), *map(type, positional), *map(type, values))
+    return (*positional, *map(type, positional))
 
 
 def return_type(fn: Callable[..., Any]) -> Any:
@@ -58,7 +82,7 @@ class CallKeyer:
     parameters never enter the key (an instance's memory address must not be part of it).
     """
 
-    __slots__ = ("_fields", "_key_fn", "_schema", "_signature", "_skip", "namespace")
+    __slots__ = ("_fields", "_key_fn", "_schema", "_signature", "_skip", "namespace", "prefix")
 
     def __init__(
         self,
@@ -83,9 +107,12 @@ class CallKeyer:
         self._schema: type[KeySchema] | None = None
         self._key_fn: Callable[..., str] | None = None
         self._fields: tuple[str, ...] = ()
+        #: What every key of this function starts with ("" for a key function: anything).
+        self.prefix = self.namespace + ":"
         if key is None:
             pass
         elif isinstance(key, type) and issubclass(key, KeySchema):
+            self.prefix = static_prefix(key)
             missing = set(key.model_fields) - set(names)
             if missing:
                 raise ConfigurationError(
@@ -94,6 +121,7 @@ class CallKeyer:
             self._schema, self._fields = key, tuple(key.model_fields)
         else:
             self._key_fn = cast(Callable[..., str], key)
+            self.prefix = ""
 
     @property
     def skips_first(self) -> bool:
@@ -123,12 +151,24 @@ class CallKeyer:
         return f"{self.namespace}:{stable_hash(arguments)}"
 
 
+def static_prefix(schema: type[KeySchema]) -> str:
+    """The literal start of every key of ``schema`` (up to its first field)."""
+    return schema._format.split("{", 1)[0]
+
+
 class Envelope(NamedTuple):
     """A decoded L2 entry."""
 
     value: Any
-    expires_at: float
     compute_seconds: float
+
+
+class Entry(NamedTuple):
+    """An L2 entry as read: the envelope and the key's remaining TTL as Redis reported it."""
+
+    value: Any
+    compute_seconds: float
+    remaining: float  # seconds until Redis expires the key (inf: no TTL)
 
 
 class EnvelopeCodec:
@@ -138,22 +178,24 @@ class EnvelopeCodec:
 
     def __init__(self, value_type: Any, max_bytes: int) -> None:
         try:
+            # ``x`` (a writer's wall-clock expiry) was written by earlier versions: accepted,
+            # never trusted.
             self._model: type[BaseModel] = create_model(
-                "CachedEnvelope", v=(value_type, ...), x=(float, ...), d=(float, 0.0)
+                "CachedEnvelope", v=(value_type, ...), d=(float, 0.0), x=(float | None, None)
             )
         except Exception as exc:  # pydantic cannot build a schema for the return type
             raise ConfigurationError(f"cannot cache a {value_type!r} as JSON: {exc}") from None
         self.max_bytes = max_bytes
 
-    def encode(self, value: Any, expires_at: float, compute_seconds: float) -> bytes:
+    def encode(self, value: Any, compute_seconds: float) -> bytes:
         """The envelope's JSON.
 
         Raises:
             SerializationError: the value has no JSON form of the declared type, or is too large.
         """
-        entry = self._model.model_construct(v=value, x=expires_at, d=compute_seconds)
+        entry = self._model.model_construct(v=value, d=compute_seconds)
         try:
-            data = entry.__pydantic_serializer__.to_json(entry, warnings="error")
+            data = entry.__pydantic_serializer__.to_json(entry, warnings="error", exclude={"x"})
         except Exception as exc:
             raise SerializationError(f"cannot store a {type(value).__name__}: {exc}") from exc
         if len(data) > self.max_bytes:
@@ -163,7 +205,29 @@ class EnvelopeCodec:
     def decode(self, raw: str | bytes) -> Envelope:
         """Validate an envelope; raises ``ValueError`` on anything else."""
         entry: Any = self._model.model_validate_json(raw)
-        return Envelope(entry.v, entry.x, entry.d)
+        return Envelope(entry.v, entry.d)
+
+
+def remaining_seconds(pttl: Any) -> float:
+    """A PTTL reply in seconds: inf for a key without TTL, 0 for one that is gone."""
+    if not isinstance(pttl, int) or pttl == -2:
+        return 0.0
+    return math.inf if pttl == -1 else pttl / 1000
+
+
+def freshness(entry: Entry, stale_for: float, beta: float, draw: float) -> str:
+    """How to treat an L2 entry: ``fresh``, ``stale`` (serve, refresh in the background) or
+    ``miss`` (recompute now: expired, or XFetch chose an early refresh).
+
+    ``stale_for`` is the stale-while-revalidate period the key was stored with beyond its
+    TTL; ``draw`` is uniform in (0, 1].
+    """
+    fresh_for = entry.remaining - stale_for
+    if fresh_for <= 0:
+        return "stale" if stale_for and entry.remaining > 0 else "miss"
+    if early_refresh_due(entry.compute_seconds, beta, fresh_for, draw):
+        return "miss"
+    return "fresh"
 
 
 def jittered_ttl(ttl: int, jitter: float, draw: float) -> int:
@@ -171,15 +235,16 @@ def jittered_ttl(ttl: int, jitter: float, draw: float) -> int:
     return max(1, ttl - int(ttl * jitter * draw))
 
 
-def early_refresh_due(envelope: Envelope, beta: float, now: float, draw: float) -> bool:
+def early_refresh_due(compute_seconds: float, beta: float, fresh_for: float, draw: float) -> bool:
     """XFetch: refresh before expiry with a probability that grows as expiry nears.
 
-    ``draw`` is uniform in (0, 1]; a slow computation (large ``compute_seconds``) starts its
-    refresh earlier. ``beta`` > 1 favours earlier refreshes.
+    ``fresh_for`` is how long the entry has left; ``draw`` is uniform in (0, 1]. A slow
+    computation (large ``compute_seconds``) starts its refresh earlier; ``beta`` > 1 favours
+    earlier refreshes.
     """
-    if beta <= 0 or envelope.compute_seconds <= 0:
+    if beta <= 0 or compute_seconds <= 0:
         return False
-    return now - envelope.compute_seconds * beta * math.log(draw) >= envelope.expires_at
+    return -compute_seconds * beta * math.log(draw) >= fresh_for
 
 
 def invalidation_message(origin: str, key: str) -> str:
@@ -200,19 +265,23 @@ def parse_invalidation(message: str) -> tuple[str, str] | None:
     return (origin, key) if isinstance(origin, str) and isinstance(key, str) else None
 
 
-def load_entry(key: str, codec: EnvelopeCodec, stats: CacheStats) -> Flow[Envelope | None]:
-    """Read an entry; an undecodable one is dropped (if unchanged) and is a miss."""
-    raw = yield Command(("GET", key), errors_as_reply=True)
+def load_entry(key: str, codec: EnvelopeCodec, stats: CacheStats) -> Flow[Entry | None]:
+    """Read an entry and its remaining TTL in one round trip; an undecodable one is dropped
+    (if unchanged) and is a miss, as is a key of another type (the next write replaces it)."""
+    raw, pttl = yield Batch(
+        (Command(("GET", key), errors_as_reply=True), Command(("PTTL", key), errors_as_reply=True))
+    )
     if isinstance(raw, BackendError):
-        stats.decode_errors += 1  # e.g. WRONGTYPE: a miss, and the next write replaces the key
+        stats.decode_errors += 1  # e.g. WRONGTYPE
         return None
     if raw is None:
         return None
     try:
-        return codec.decode(raw)
+        envelope = codec.decode(raw)
     except (ValueError, ValidationError):
         yield from drop_corrupt(key, raw, stats)
         return None
+    return Entry(envelope.value, envelope.compute_seconds, remaining_seconds(pttl))
 
 
 def store_entry(
@@ -228,7 +297,7 @@ class Claim(NamedTuple):
 
     acquired: bool
     lease_ms: int  # how long the current holder's lease still runs
-    entry: Envelope | None  # the value, if it landed meanwhile
+    entry: Entry | None  # the value, if it landed meanwhile
 
 
 def lease_key(key: str) -> str:
@@ -246,15 +315,18 @@ def claim_lease(
             Command(("SET", lease, token, "NX", "PX", lease_ms)),
             Command(("PTTL", lease)),
             Command(("GET", key)),
+            Command(("PTTL", key)),
         )
     )
     acquired, remaining, raw = bool(replies[0]), int(replies[1]), replies[2]
     entry = None
     if raw is not None:
         try:
-            entry = codec.decode(raw)
+            envelope = codec.decode(raw)
         except (ValueError, ValidationError):
             yield from drop_corrupt(key, raw, stats)
+        else:
+            entry = Entry(envelope.value, envelope.compute_seconds, remaining_seconds(replies[3]))
     return Claim(acquired, max(remaining, 0), entry)
 
 
