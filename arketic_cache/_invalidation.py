@@ -165,9 +165,9 @@ class Coherence:
     def unexpect(self, key: str) -> None:
         """The write ``expect`` announced failed: its report may never come."""
         with self._lock:
-            self.unexpect_locked(key)
+            self._unexpect_locked(key)
 
-    def unexpect_locked(self, key: str) -> None:
+    def _unexpect_locked(self, key: str) -> None:
         left = self._expected.get(key, 0) - 1
         if left > 0:
             self._expected[key] = left
@@ -235,7 +235,7 @@ class Coherence:
             expected = self._expected
             mine = [key for key in keys if key in expected]
             for key in mine:
-                self.unexpect_locked(key)
+                self._unexpect_locked(key)
         for key in keys:
             if key not in mine:
                 self._deliver(key, stores)

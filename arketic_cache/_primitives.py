@@ -77,11 +77,6 @@ class Flights(Generic[T]):
                 self.running.pop(key, None)
             flight.finish()
 
-    def reset(self) -> None:
-        """Forget every flight (a forked child: their threads do not exist there)."""
-        self._lock = threading.Lock()
-        self.running = {}
-
 
 class AsyncFlights(Generic[T]):
     """Task single-flight by key (per event loop)."""
@@ -104,10 +99,6 @@ class AsyncFlights(Generic[T]):
             del self._tasks[key]
         if not task.cancelled():
             task.exception()  # retrieved: every caller may have been cancelled meanwhile
-
-    def reset(self) -> None:
-        """Forget every flight."""
-        self._tasks = {}
 
 
 class Signal:

@@ -31,7 +31,6 @@ __all__ = [
     "classify",
     "covering",
     "handshake",
-    "is_refusal",
     "reconnect_delay",
 ]
 
@@ -155,13 +154,9 @@ class Refused(Exception):
     """The server refused a subscription (an ACL without the permission): back off."""
 
 
-def is_refusal(reply: Any) -> bool:
-    """True for an error reply that a retry cannot fix (NOPERM, or unknown command)."""
-    return isinstance(reply, Exception)
-
-
 def _refusal(reply: Any) -> str | None:
-    return f"{type(reply).__name__}: {reply}" if is_refusal(reply) else None
+    """Why an error reply (NOPERM, unknown command) refused a step; None for any other reply."""
+    return f"{type(reply).__name__}: {reply}" if isinstance(reply, Exception) else None
 
 
 def handshake(topics: Topics, resp3: bool) -> Generator[Send, list[Any], Subscribed]:
