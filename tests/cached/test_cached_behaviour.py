@@ -27,7 +27,7 @@ from arketic_cache import TTL, ConfigurationError, RedisConnection, StringKey, c
 from arketic_cache._core._cached import early_refresh_due, jittered_ttl
 from arketic_cache.testing import RedisServer
 
-from .conftest import Bridge, Flavor
+from ..conftest import Bridge, Flavor
 
 
 class Answer(pydantic.BaseModel):
