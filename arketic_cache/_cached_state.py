@@ -10,9 +10,11 @@ leases, counters) is decided here, once. Nothing here does I/O.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Collection, Generator
 from typing import Any, NamedTuple
 
@@ -162,6 +164,16 @@ class CachedState:
         # per call shape, for calls whose arguments are plain values.
         self.keys: dict[Any, str] = {}
         self.max_keys = max(1024, l1_maxsize)
+        _alive.add(self)
+
+    def _after_fork(self) -> None:
+        # A flight or refresh the parent's threads were running never finishes in the child:
+        # joining it would wait forever, and a lock held at fork() would never be released.
+        self.flights = Flights()
+        self.aflights = AsyncFlights()
+        self.refreshing = set()
+        self.background = set()
+        self._refreshing_lock = threading.Lock()
 
     # -- binding and keys ------------------------------------------------------------------------
     def bind(self) -> _connection.RedisConnection:
@@ -421,3 +433,14 @@ class CachedState:
     def _release(self, l2_key: str, token: str) -> Flow[bool]:
         """The flow that gives a lease back and wakes its waiters."""
         return release_lease(l2_key, token, self._coherence().channel, self._notice(l2_key))
+
+
+_alive: weakref.WeakSet[CachedState] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for each in list(_alive):
+        each._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
