@@ -19,6 +19,7 @@ from pydantic import (
     PositiveInt,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -40,6 +41,8 @@ ENVIRONMENT_VARIABLES: Mapping[str, str] = {
     "REDIS_SOCKET_TIMEOUT": "socket_timeout",
     "REDIS_POOL_TIMEOUT": "pool_timeout",
     "REDIS_KEY_PREFIX": "key_prefix",
+    "REDIS_PROTOCOL": "protocol",
+    "REDIS_COHERENCE_GRACE": "coherence_grace",
 }
 
 
@@ -61,6 +64,7 @@ class RedisSettings(BaseModel):
     socket_timeout: PositiveFloat = 0.5
     pool_timeout: PositiveFloat = 0.5
     key_prefix: str = ""
+    #: RESP version of every connection: 3 by default; 2 for servers or proxies without RESP3.
     protocol: Literal[2, 3] = 3
     health_check_interval: NonNegativeFloat = 15.0
     breaker_threshold: PositiveInt = 3
@@ -73,6 +77,12 @@ class RedisSettings(BaseModel):
     listener_ping_interval: PositiveFloat = 1.0
     #: ... and counts the server as gone when nothing answers within this (seconds).
     listener_ping_timeout: PositiveFloat = 1.0
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_from_text(cls, value: Any) -> Any:
+        # From the environment it arrives as text; a Literal does not coerce it.
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
     @model_validator(mode="before")
     @classmethod

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from . import _connection
 from ._core._cache import CacheStats
 from ._core._effects import Flow
+from ._invalidation import coherence_mode
 
 __all__ = ["AsyncRunner", "Bound", "SyncRunner"]
 
@@ -69,13 +70,14 @@ class Bound:
         )
 
     def _report(self, **own: Any) -> dict[str, Any]:
-        """``own`` counters, then the connection's failure counters, backend and URL."""
+        """``own`` counters, the connection's failure counters, backend, URL and L1 coherence."""
         conn = self._bind()
         return {
             **own,
             **conn.state.counters(),
             "backend": conn.backend,
             "url": conn.settings.display_url,
+            "coherence": coherence_mode(conn),
         }
 
     def __repr__(self) -> str:

@@ -33,8 +33,11 @@ class TestDefaults:
                 "REDIS_SOCKET_TIMEOUT": "0.3",
                 "REDIS_KEY_PREFIX": "prod:",
                 "REDIS_PASSWORD": "pw",
+                "REDIS_PROTOCOL": "2",
+                "REDIS_COHERENCE_GRACE": "0.5",
             }
         )
+        assert (settings.protocol, settings.coherence_grace) == (2, 0.5)
         assert settings.url == "redis://cache.internal:6380/2"
         assert (settings.default_ttl, settings.max_connections) == (120, 7)
         assert (settings.connect_timeout, settings.socket_timeout) == (0.2, 0.3)
@@ -97,6 +100,8 @@ class TestValidation:
             ({"RESPONSE_CACHE_TTL": "-5"}, "default_ttl"),
             ({"REDIS_MAX_CONNECTIONS": "-1"}, "max_connections"),
             ({"REDIS_SOCKET_TIMEOUT": "never"}, "socket_timeout"),
+            ({"REDIS_PROTOCOL": "4"}, "protocol"),
+            ({"REDIS_COHERENCE_GRACE": "-1"}, "coherence_grace"),
         ],
     )
     def test_bad_values(self, env: dict[str, str], field: str) -> None:

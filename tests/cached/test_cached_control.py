@@ -31,6 +31,16 @@ class TestControl:
         fn(1)
         assert tuple(fn.cache_info())[:5] == (2, 1, 2, 0, 1)
 
+    def test_coherence_mode_is_reported(self, flavor: Flavor) -> None:
+        """cache_info() and the cache's get_info() name the mode: tracking on a real server,
+        announce on fakeredis (no CLIENT TRACKING), none before anything listens."""
+        cache = flavor.cache()
+        assert cache.get_info()["client"]["coherence"] == "none"
+        fn = make(flavor, identity)  # subscribed on return (see ``settle``)
+        expected = "announce" if flavor.backend_url.startswith("memory://") else "tracking"
+        assert fn.cache_info().coherence == expected
+        assert cache.get_info()["client"]["coherence"] == expected
+
     def test_cache_info_counts_errors(self, flavor: Flavor, raw: redis.Redis) -> None:
         """A wrong-type key and a value that does not fit its annotation are errors, not raised."""
 
