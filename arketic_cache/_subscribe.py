@@ -15,8 +15,10 @@ Everything that listens to Redis (L1 invalidation, typed channels) goes through 
 * when the topics change, the new subscription is made before the old one is dropped, so no
   message falls in between.
 
-``SubscriberThread`` and ``SubscriberTask`` are twins: the protocol itself (what to send, what a
-frame means, when to ping) is in ``_core/_subscribe.py``.
+The life of a subscription (open, handshake, pump with heartbeat, swap, back off) is written once,
+as a generator of I/O steps (``Connect``, ``Send``, ``Read``, ``Close``, ``Release``, ``Pause``);
+``SubscriberThread`` and ``SubscriberTask`` are twins that only perform those steps. The protocol
+itself (what to send, what a frame means, when to ping) is in ``_core/_subscribe.py``.
 """
 
 from __future__ import annotations
@@ -35,17 +37,25 @@ import redis
 import redis.asyncio
 
 from ._core._subscribe import (
+    NOTHING,
+    Close,
     Confirm,
+    Connect,
     Event,
     Heartbeat,
     Invalidation,
+    Life,
     Message,
+    Pause,
     Pong,
+    Read,
     Refused,
+    Release,
     Reply,
-    Send,
+    Step,
     Subscribed,
     Topics,
+    Write,
     classify,
     handshake,
     reconnect_delay,
@@ -85,7 +95,9 @@ async def _akeep_push(frame: Any) -> Any:
 
 
 class _Subscriber:
-    """What both twins share: counters, the heartbeat settings, routing of frames."""
+    """What both twins share: the life of a subscription, counters, routing of frames."""
+
+    _stop: threading.Event | asyncio.Event | None = None
 
     def __init__(
         self,
@@ -111,18 +123,6 @@ class _Subscriber:
         """The listener's topics changed: subscribe anew (without a gap)."""
         self._changed = True
 
-    def _begin(self) -> tuple[Any, Generator[Send, list[Any], Subscribed]]:
-        """A new connection (not connected) and the handshake for the current topics."""
-        self._changed = False
-        plan = handshake(self.listener.topics(), self.resp3)
-        conn = self._connect()
-        self.connections += 1
-        return conn, plan
-
-    def _listening(self, result: Subscribed, gapless: bool) -> None:
-        self.result = result
-        self.listener.on_subscribed(result, gapless)
-
     def _forked(self) -> bool:
         """True (and the per-process state reset) on the first start in a forked child."""
         if self._pid == os.getpid():
@@ -130,6 +130,96 @@ class _Subscriber:
         self._pid, self.result, self.failures, self.connections = os.getpid(), None, 0, 0
         return True
 
+    def _new(self) -> Any:
+        conn = self._connect()
+        self.connections += 1
+        return conn
+
+    # -- the life of a subscription, written once --------------------------------------------------
+    def _life(self, stopped: Callable[[], bool]) -> Life:
+        """Subscribe, listen until lost, back off, again; until ``stopped()``."""
+        while not stopped():
+            refused = False
+            try:
+                conn = yield from self._open()
+                self.failures = 0
+                yield from self._pump(conn, stopped)
+            except Exception as exc:
+                refused = self._failed(exc)
+            yield Release()
+            if not stopped():
+                yield Pause(self._backoff(refused))
+
+    def _open(self, gapless: bool = False) -> Generator[Step, Any, Any]:
+        """A new connection, subscribed to the listener's current topics."""
+        self._changed = False
+        plan = handshake(self.listener.topics(), self.resp3)
+        conn = yield Connect()
+        answers: Any = None  # a plan starts on None
+        while True:
+            try:
+                step = plan.send(answers)
+            except StopIteration as done:
+                result: Subscribed = done.value
+                break
+            yield Write(conn, step.args)
+            answers = []
+            while len(answers) < step.replies:
+                frame = yield Read(conn, self.ping_timeout)
+                if frame is NOTHING:
+                    raise Frozen("no answer during the handshake")
+                self._answers(self._route(frame), answers)
+        self.result = result
+        self.listener.on_subscribed(result, gapless)
+        return conn
+
+    def _pump(self, conn: Any, stopped: Callable[[], bool]) -> Life:
+        """Route frames until stopped; PING when idle, and fail when no answer comes in time."""
+        beat = Heartbeat(self.ping_interval, self.ping_timeout, time.monotonic())
+        while not stopped():
+            if self._changed:
+                conn = yield from self._swap(conn)
+            now = time.monotonic()
+            due = beat.due(now)
+            if due == "dead":
+                raise Frozen(f"no answer to PING within {self.ping_timeout} s")
+            if due == "ping":
+                yield Write(conn, ("PING",))
+                beat.sent(now)
+            frame = yield Read(conn, max(min(beat.wait(now), SLICE), 0.001))
+            if frame is not NOTHING:
+                self._route(frame)
+                beat.heard(time.monotonic())
+
+    def _swap(self, old: Any) -> Generator[Step, Any, Any]:
+        """Subscribe on a new connection, then drain and drop the old one."""
+        new = yield from self._open(gapless=True)
+        try:
+            yield Write(old, ("PING",))
+            while True:
+                frame = yield Read(old, self.ping_timeout)
+                if frame is NOTHING or type(self._route(frame)) is Pong:
+                    break
+        except LOST:
+            pass  # the new subscription already covers what follows
+        yield Close(old)
+        return new
+
+    def _begin(self) -> tuple[Life, Step | None]:
+        stop = self._stop
+        assert stop is not None
+        life = self._life(stop.is_set)
+        return life, self._next(life, None, None)
+
+    @staticmethod
+    def _next(life: Life, reply: Any, error: Exception | None) -> Step | None:
+        """The step after ``reply`` (or ``error``, raised at the last step); None at the end."""
+        try:
+            return life.send(reply) if error is None else life.throw(error)
+        except StopIteration:
+            return None
+
+    # -- what the steps report ---------------------------------------------------------------------
     def _route(self, frame: Any) -> Event:
         event = classify(frame)
         if type(event) is Invalidation:
@@ -200,75 +290,44 @@ class SubscriberThread(_Subscriber):
         self.result = None
 
     def _run(self) -> None:
-        stop = self._stop
-        assert stop is not None
-        while not stop.is_set():
-            conn: Any = None
-            refused = False
-            try:
-                conn = self._open()
-                self.failures = 0
-                conn = self._pump(conn, stop)
-            except Exception as exc:
-                refused = self._failed(exc)
-            finally:
+        held: list[Any] = []
+        life, step = self._begin()
+        try:
+            while step is not None:
+                step = self._next(life, *(self._outcome(step, held)))
+        finally:
+            while held:
+                _close(held.pop())
+
+    def _outcome(self, step: Step, held: list[Any]) -> tuple[Any, Exception | None]:
+        try:
+            return self._perform(step, held), None
+        except Exception as exc:
+            return None, exc
+
+    def _perform(self, step: Step, held: list[Any]) -> Any:
+        match step:
+            case Read(conn, seconds):
+                return _read(conn) if conn.can_read(timeout=seconds) else NOTHING
+            case Write(conn, args):
+                conn.send_command(*args, check_health=False)
+            case Connect():
+                conn = self._new()
+                held.append(conn)
+                conn.connect()
+                if self.resp3:
+                    conn._parser.set_invalidation_push_handler(_keep_push)
+                return conn
+            case Close(conn):
+                held.remove(conn)
                 _close(conn)
-            if not stop.is_set():
-                stop.wait(self._backoff(refused))
-
-    def _open(self, gapless: bool = False) -> Any:
-        conn, plan = self._begin()
-        try:
-            conn.connect()
-            if self.resp3:
-                conn._parser.set_invalidation_push_handler(_keep_push)
-            result = self._run_handshake(conn, plan)
-        except BaseException:
-            _close(conn)
-            raise
-        self._listening(result, gapless)
-        return conn
-
-    def _run_handshake(self, conn: Any, plan: Generator[Send, list[Any], Subscribed]) -> Subscribed:
-        answers: Any = None  # a plan starts on None
-        while True:
-            try:
-                step = plan.send(answers)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            conn.send_command(*step.args, check_health=False)
-            answers = []
-            while len(answers) < step.replies:
-                self._answers(self._route(_read(conn)), answers)
-
-    def _pump(self, conn: Any, stop: threading.Event) -> Any:
-        beat = Heartbeat(self.ping_interval, self.ping_timeout, time.monotonic())
-        while not stop.is_set():
-            if self._changed:
-                conn = self._swap(conn)
-            now = time.monotonic()
-            due = beat.due(now)
-            if due == "dead":
-                raise Frozen(f"no answer to PING within {self.ping_timeout} s")
-            if due == "ping":
-                conn.send_command("PING", check_health=False)
-                beat.sent(now)
-            if conn.can_read(timeout=min(beat.wait(now), SLICE)):
-                self._route(_read(conn))
-                beat.heard(time.monotonic())
-        return conn
-
-    def _swap(self, old: Any) -> Any:
-        """Subscribe on a new connection, then drain and drop the old one."""
-        new = self._open(gapless=True)
-        try:
-            old.send_command("PING", check_health=False)
-            while type(self._route(_read(old))) is not Pong:
-                pass
-        except LOST:
-            pass  # the new subscription already covers what follows
-        _close(old)
-        return new
+            case Release():
+                while held:
+                    _close(held.pop())
+            case Pause(seconds):
+                assert self._stop is not None
+                self._stop.wait(seconds)
+        return None
 
 
 def _read(conn: Any) -> Any:
@@ -279,9 +338,8 @@ def _read(conn: Any) -> Any:
 
 
 def _close(conn: Any) -> None:
-    if conn is not None:
-        with contextlib.suppress(*LOST, RuntimeError):
-            conn.disconnect()
+    with contextlib.suppress(*LOST, RuntimeError):
+        conn.disconnect()
 
 
 class SubscriberTask(_Subscriber):
@@ -316,98 +374,56 @@ class SubscriberTask(_Subscriber):
         self.result = None
 
     async def _run(self) -> None:
-        stop = self._stop
-        assert stop is not None
-        while not stop.is_set():
-            conn: Any = None
-            refused = False
-            try:
-                conn = await self._open()
-                self.failures = 0
-                conn = await self._pump(conn, stop)
-            except Exception as exc:
-                refused = self._failed(exc)
-            finally:
+        held: list[Any] = []
+        life, step = self._begin()
+        try:
+            while step is not None:
+                step = self._next(life, *(await self._outcome(step, held)))
+        finally:
+            while held:
+                await _aclose(held.pop())
+
+    async def _outcome(self, step: Step, held: list[Any]) -> tuple[Any, Exception | None]:
+        try:
+            return await self._perform(step, held), None
+        except Exception as exc:
+            return None, exc
+
+    async def _perform(self, step: Step, held: list[Any]) -> Any:
+        match step:
+            case Read(conn, seconds):
+                return await _aread(conn, seconds)
+            case Write(conn, args):
+                await conn.send_command(*args, check_health=False)
+            case Connect():
+                conn = self._new()
+                held.append(conn)
+                await conn.connect()
+                if self.resp3:
+                    conn._parser.set_invalidation_push_handler(_akeep_push)
+                return conn
+            case Close(conn):
+                held.remove(conn)
                 await _aclose(conn)
-            if not stop.is_set():
+            case Release():
+                while held:
+                    await _aclose(held.pop())
+            case Pause(seconds):
+                assert self._stop is not None
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._backoff(refused))
-
-    async def _open(self, gapless: bool = False) -> Any:
-        conn, plan = self._begin()
-        try:
-            await conn.connect()
-            if self.resp3:
-                conn._parser.set_invalidation_push_handler(_akeep_push)
-            result = await self._run_handshake(conn, plan)
-        except BaseException:
-            await _aclose(conn)
-            raise
-        self._listening(result, gapless)
-        return conn
-
-    async def _run_handshake(
-        self, conn: Any, plan: Generator[Send, list[Any], Subscribed]
-    ) -> Subscribed:
-        answers: Any = None  # a plan starts on None
-        while True:
-            try:
-                step = plan.send(answers)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            await conn.send_command(*step.args, check_health=False)
-            answers = []
-            while len(answers) < step.replies:
-                frame = await _aread(conn, self.ping_timeout)
-                if frame is _NOTHING:
-                    raise Frozen("no answer during the handshake")
-                self._answers(self._route(frame), answers)
-
-    async def _pump(self, conn: Any, stop: asyncio.Event) -> Any:
-        beat = Heartbeat(self.ping_interval, self.ping_timeout, time.monotonic())
-        while not stop.is_set():
-            if self._changed:
-                conn = await self._swap(conn)
-            now = time.monotonic()
-            due = beat.due(now)
-            if due == "dead":
-                raise Frozen(f"no answer to PING within {self.ping_timeout} s")
-            if due == "ping":
-                await conn.send_command("PING", check_health=False)
-                beat.sent(now)
-            frame = await _aread(conn, max(min(beat.wait(now), SLICE), 0.001))
-            if frame is not _NOTHING:
-                self._route(frame)
-                beat.heard(time.monotonic())
-        return conn
-
-    async def _swap(self, old: Any) -> Any:
-        new = await self._open(gapless=True)
-        try:
-            await old.send_command("PING", check_health=False)
-            while True:
-                frame = await _aread(old, self.ping_timeout)
-                if frame is _NOTHING or type(self._route(frame)) is Pong:
-                    break
-        except LOST:
-            pass
-        await _aclose(old)
-        return new
-
-
-_NOTHING = object()
+                    await asyncio.wait_for(self._stop.wait(), seconds)
+        return None
 
 
 async def _aread(conn: Any, seconds: float) -> Any:
-    """One frame, or ``_NOTHING`` when none arrived within ``seconds``."""
+    """One frame, or ``NOTHING`` when none arrived within ``seconds``."""
     try:
         frame = await conn.read_response(timeout=seconds, push_request=True)
     except redis.ResponseError as error:
         return error
-    return _NOTHING if frame is None else frame
+    return NOTHING if frame is None else frame
 
 
 async def _aclose(conn: Any) -> None:
-    if conn is not None:
-        with contextlib.suppress(*LOST, RuntimeError):
-            await conn.disconnect(nowait=True)
+    with contextlib.suppress(*LOST, RuntimeError):
+        await conn.disconnect(nowait=True)

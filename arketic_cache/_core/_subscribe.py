@@ -5,7 +5,8 @@ A subscriber connection carries two kinds of traffic: pub/sub messages (RESP2 ar
 push frames) and, with ``CLIENT TRACKING ... REDIRECT <own id> BCAST``, key invalidations
 (RESP2: messages on ``__redis__:invalidate``; RESP3: ``invalidate`` push frames). ``classify``
 turns either protocol's frame into one event type. ``handshake`` is a flow-like plan the
-thread and task twins in ``_subscribe.py`` run on a fresh connection.
+thread and task twins in ``_subscribe.py`` run on a fresh connection; the steps at the end are
+what a subscription's life (written once, in ``_subscribe.py``) asks those twins to perform.
 """
 
 from __future__ import annotations
@@ -16,18 +17,27 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeAlias
 
 __all__ = [
+    "NOTHING",
     "TRACKING_CHANNEL",
+    "Close",
     "Confirm",
+    "Connect",
     "Event",
     "Heartbeat",
     "Invalidation",
+    "Life",
     "Message",
+    "Pause",
     "Pong",
+    "Read",
     "Refused",
+    "Release",
     "Reply",
     "Send",
+    "Step",
     "Subscribed",
     "Topics",
+    "Write",
     "classify",
     "covering",
     "handshake",
@@ -237,3 +247,46 @@ def reconnect_delay(failures: int, draw: float, *, base: float = 0.1, cap: float
     """Capped exponential backoff with jitter: ``draw`` in [0, 1) picks from the upper half."""
     ceiling = cap if failures >= 64 else min(cap, base * math.pow(2, failures))
     return ceiling * (0.5 + draw / 2)
+
+
+# -- the steps the subscriber twins perform for a subscription's life -----------------------------
+class Connect(NamedTuple):
+    """Open a new subscriber connection; the reply is the connection."""
+
+
+class Write(NamedTuple):
+    """Send one command on ``conn``."""
+
+    conn: Any
+    args: tuple[Any, ...]
+
+
+class Read(NamedTuple):
+    """Read one frame from ``conn``; the reply is the frame, or ``NOTHING`` after ``seconds``."""
+
+    conn: Any
+    seconds: float
+
+
+class Close(NamedTuple):
+    """Close ``conn``."""
+
+    conn: Any
+
+
+class Release(NamedTuple):
+    """Close every connection still open."""
+
+
+class Pause(NamedTuple):
+    """Wait ``seconds``, or less if stopped."""
+
+    seconds: float
+
+
+Step = Connect | Write | Read | Close | Release | Pause
+#: The life of a subscription: it yields steps and is sent what each one gave.
+Life = Generator[Step, Any, None]
+
+#: The reply to a ``Read`` during which nothing arrived.
+NOTHING: Any = object()
