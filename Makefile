@@ -54,8 +54,9 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	@touch $@
 
+# BENCH_ARGS passes options on, e.g. `make bench BENCH_ARGS="--only cached"`.
 bench: $(VENV)/.bench-installed redis-server
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache *.egg-info

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .timing import Outcome
 
-__all__ = ["markdown", "verdicts", "write_json"]
+__all__ = ["distributions", "markdown", "verdicts", "write_json"]
 
 
 def _target_cell(outcome: Outcome) -> str:
@@ -77,6 +78,22 @@ def verdicts(outcomes: Sequence[Outcome]) -> list[str]:
     return lines
 
 
+def distributions(outcomes: Sequence[Outcome]) -> list[str]:
+    """One line per contender that kept its single calls: median, p90 and worst, in ms."""
+    lines = []
+    for o in outcomes:
+        samples = o.contender.samples
+        if not samples:
+            continue
+        ms = sorted(ns / 1e6 for ns in samples)
+        p90 = ms[min(len(ms) - 1, int(0.9 * len(ms)))]
+        lines.append(
+            f"- {o.benchmark.name} / {o.contender.name}: median {statistics.median(ms):.3f} ms, "
+            f"p90 {p90:.3f} ms, worst {ms[-1]:.3f} ms over {len(ms)} calls"
+        )
+    return lines
+
+
 def markdown(outcomes: Sequence[Outcome], meta: Mapping[str, Any], notes: Sequence[str]) -> str:
     """The results table, the verdicts, how it was measured, and notes such as skipped peers."""
     rows = [
@@ -95,6 +112,9 @@ def markdown(outcomes: Sequence[Outcome], meta: Mapping[str, Any], notes: Sequen
         f"Measured: {setup}. Medians over rounds; each ratio is the median of per-round ratios "
         "(every round runs all contenders' batches back to back, in rotating order).",
     ]
+    spread = distributions(outcomes)
+    if spread:
+        parts.append("Single calls (all rounds):\n" + "\n".join(spread))
     if notes:
         parts.append("Notes:\n" + "\n".join(f"- {note}" for note in notes))
     return "\n\n".join(parts)
@@ -115,6 +135,9 @@ def write_json(
             "target": o.benchmark.target.describe() if o.benchmark.target else None,
             "meets_target": o.meets_target,
             "per_call_us_by_round": [ns / 1000 for ns in o.per_call_ns],
+            "single_calls_us": (
+                None if o.contender.samples is None else [ns / 1000 for ns in o.contender.samples]
+            ),
         }
         for o in outcomes
     ]
