@@ -60,7 +60,8 @@ class Cached(_Control, Protocol[P, R_co]):
     def __wrapped__(self) -> Callable[P, R_co]: ...
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
     def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
-        """Drop the entry for these arguments from L1 and L2, in every process."""
+        """Drop the entry for these arguments from L1 and L2, in every process; False if there
+        was none, or if Redis was not reached (the entry may still be served elsewhere)."""
         ...
 
     @overload
@@ -78,7 +79,8 @@ class AsyncCached(_Control, Protocol[P, R_co]):
     def __wrapped__(self) -> Callable[P, Coroutine[Any, Any, R_co]]: ...
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
     async def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
-        """Drop the entry for these arguments from L1 and L2, in every process."""
+        """Drop the entry for these arguments from L1 and L2, in every process; False if there
+        was none, or if Redis was not reached (the entry may still be served elsewhere)."""
         ...
 
     @overload
@@ -255,11 +257,13 @@ def _wrap(fn: Callable[..., Any], state: CachedState) -> Any:
     functools.update_wrapper(wrapper, fn)
 
     async def ainvalidate(*args: Any, **kwargs: Any) -> bool:
-        """Drop the entry for these arguments from L1 and L2, in every process."""
+        """Drop the entry for these arguments from L1 and L2, in every process; False if there
+        was none, or if Redis was not reached (the entry may still be served elsewhere)."""
         return bool(await adrive(state.invalidation(args, kwargs), state))
 
     def invalidate(*args: Any, **kwargs: Any) -> bool:
-        """Drop the entry for these arguments from L1 and L2, in every process."""
+        """Drop the entry for these arguments from L1 and L2, in every process; False if there
+        was none, or if Redis was not reached (the entry may still be served elsewhere)."""
         return bool(drive(state.invalidation(args, kwargs), state))
 
     wrapper.invalidate = ainvalidate if is_async else invalidate

@@ -398,7 +398,8 @@ class CachedState:
                 claim: Claim | None = yield Run(
                     conn, claim_lease(l2_key, token, self.lease_ms, self.codec, self.stats), None
                 )
-                if claim is None:
+                if claim is None:  # Redis failed: compute here
+                    self.errors += 1
                     return None, None
                 if claim.acquired and claim.entry is not None:  # it landed as we claimed
                     yield Run(conn, self._release(l2_key, token), False)
@@ -412,7 +413,11 @@ class CachedState:
             unwatch()
 
     def invalidation(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Plan:
-        """Drop a call's entry from L1, then from L2 (announced to every process)."""
+        """Drop a call's entry from L1, then from L2 (announced to every process).
+
+        True if an entry was dropped; False if there was none, or if Redis was not reached
+        (the entry may then still be in L2, and in other processes' L1 until coherence ends it).
+        """
         conn = self.bind() if self.l2 else None
         l2_key = self.l2_key(args, kwargs, self.call_key(args, kwargs))
         dropped = self.l1.drop(l2_key) > 0 if self.l1 is not None else False
@@ -420,7 +425,11 @@ class CachedState:
             return dropped
         co = self._coherence()
         flow = invalidate_entry(l2_key, co.channel, self._notice(l2_key), co.own_listeners)
-        return bool((yield Run(conn, flow, False))) or dropped
+        existed = yield Run(conn, flow, FAILED)
+        if existed is FAILED:  # still in L2, and other processes still serve their copies
+            self.errors += 1
+            return False
+        return bool(existed) or dropped
 
     # -- helpers ---------------------------------------------------------------------------------
     def _coherence(self) -> Coherence:

@@ -71,6 +71,16 @@ class TestControl:
         assert fn(1) == 2
         assert calls == [1]
 
+    def test_invalidate_is_false_when_redis_is_not_reached(self, flavor: Flavor) -> None:
+        """With Redis unreachable, invalidate says False (L2 may still hold the entry) and
+        every failed Redis call is an error in cache_info()."""
+        fn = make(flavor, identity, connection=flavor.dead_connection(), ready=False)
+        assert fn(1) == 1  # the read failed: computed, kept in L1 only
+        assert fn.cache_info().errors == 1
+        assert fn.invalidate(1) is False
+        assert fn.cache_info().errors == 2
+        assert fn.cache_info().l1_size == 0  # this process's copy is gone all the same
+
     def test_invalidate_any_call_shape(self, flavor: Flavor, raw: redis.Redis) -> None:
         """invalidate(x=1) removes the entry written by f(1) and f(1, 2) from L1 and L2."""
         calls: list[Any] = []
