@@ -22,7 +22,7 @@ from redis.retry import Retry
 from ._breaker import CircuitBreaker
 from ._core._effects import Command, Flow
 from ._drive import AsyncDriver, BackendState, SyncDriver
-from ._exceptions import NotInitializedError
+from ._exceptions import BackendError, NotInitializedError
 from ._settings import RedisSettings
 
 __all__ = [
@@ -266,29 +266,51 @@ def _install(
 
 
 async def init_redis(
-    url: str | None = None, *, connection: RedisConnection | None = None, **overrides: Any
+    url: str | None = None,
+    *,
+    connection: RedisConnection | None = None,
+    require: bool = False,
+    **overrides: Any,
 ) -> RedisConnection:
     """Set up the process-wide connection (from the environment) and ping it.
 
-    A failed ping is logged, not raised: the application starts and degrades until Redis is up.
+    A failed ping is logged, not raised: the application starts and degrades until Redis is
+    up. With ``require=True`` it is raised instead, for services that must not start without
+    Redis. Calling it again sets up a new connection (the old one is left to its owner).
 
     Raises:
         ConfigurationError: the settings are invalid.
+        BackendError: ``require=True`` and Redis did not answer (the message says why).
     """
     conn = _install(connection, url, **overrides)
-    if not await conn.ping():
-        logger.warning("Redis at %s did not answer PING at start-up", conn.settings.display_url)
+    try:
+        await conn.async_driver.run(_ping(), False, strict=True)
+    except BackendError as exc:
+        _unanswered(conn, exc, require)
     return conn
 
 
 def init_redis_sync(
-    url: str | None = None, *, connection: RedisConnection | None = None, **overrides: Any
+    url: str | None = None,
+    *,
+    connection: RedisConnection | None = None,
+    require: bool = False,
+    **overrides: Any,
 ) -> RedisConnection:
     """Blocking twin of ``init_redis()``."""
     conn = _install(connection, url, **overrides)
-    if not conn.ping_sync():
-        logger.warning("Redis at %s did not answer PING at start-up", conn.settings.display_url)
+    try:
+        conn.sync_driver.run(_ping(), False, strict=True)
+    except BackendError as exc:
+        _unanswered(conn, exc, require)
     return conn
+
+
+def _unanswered(conn: RedisConnection, exc: BackendError, require: bool) -> None:
+    message = f"Redis at {conn.settings.display_url} did not answer PING at start-up: {exc}"
+    if require:
+        raise type(exc)(message) from exc
+    logger.warning(message)
 
 
 async def close_redis() -> None:
