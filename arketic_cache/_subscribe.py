@@ -169,6 +169,8 @@ class _Subscriber:
                 if frame is NOTHING:
                     raise Frozen("no answer during the handshake")
                 self._answers(self._route(frame), answers)
+                if answers and isinstance(answers[-1], Exception):
+                    break  # a refusal is one error reply, however many names were sent
         self.result = result
         self.listener.on_subscribed(result, gapless)
         return conn
@@ -246,10 +248,10 @@ class _Subscriber:
             if not self.failures:
                 logger.error("subscriber failed", exc_info=exc)
             exc = ConnectionError("subscriber error")
+        self.result = None  # nothing is subscribed now, whatever was before
         if isinstance(exc, Refused):
             self.listener.on_refused(str(exc))
             return True
-        self.result = None
         self.listener.on_lost(
             type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
         )

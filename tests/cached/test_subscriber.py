@@ -408,13 +408,6 @@ def test_refused_channel_backs_off(no_channels: str, kind: str, protocol: int, n
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(
-    strict=True,
-    reason="Redis answers a refused SUBSCRIBE of several channels with one error reply; "
-    "_Subscriber._open waits for one answer per channel, so the refusal is reported as "
-    "on_lost('Frozen: no answer during the handshake') after ping_timeout, with the short "
-    "backoff, instead of on_refused",
-)
 def test_refused_subscribe_of_several_channels_is_a_refusal(
     no_channels: str, kind: str, names: str
 ) -> None:

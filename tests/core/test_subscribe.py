@@ -596,12 +596,6 @@ class TestLife:
         assert refused_pauses[-1] == pytest.approx(22.5)
         assert refused_pauses == sorted(refused_pauses)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="Redis refuses SUBSCRIBE a b with one error reply, not one per channel: the "
-        "life keeps reading for a second answer, and reports Frozen (on_lost) after "
-        "ping_timeout instead of a refusal",
-    )
     def test_refused_subscribe_of_several_channels_is_one_error(self) -> None:
         rig = Rig(Topics(channels=frozenset({"a", "b"})))
         rig.life.expect(Connect(), "c")
