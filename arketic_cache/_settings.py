@@ -6,6 +6,7 @@ A password never lives in a plain string: it is taken out of the URL (``user:pas
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -28,6 +29,8 @@ from ._exceptions import ConfigurationError
 __all__ = ["DEFAULT_REDIS_URL", "ENVIRONMENT_VARIABLES", "RedisSettings", "redact_url"]
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+logger = logging.getLogger("arketic_cache")
 SCHEMES = frozenset({"redis", "rediss", "unix", "memory"})
 _SECRET_QUERY_KEYS = {"password": "password", "ssl_password": "ssl_password"}
 
@@ -90,6 +93,11 @@ class RedisSettings(BaseModel):
         if not isinstance(data, dict) or not isinstance(data.get("url"), str):
             return data
         url, secrets = split_url_secrets(data["url"])
+        if _verification_off(url):
+            logger.warning(
+                "TLS certificate verification is off (ssl_cert_reqs=none): any server can "
+                "pose as this Redis; use ssl_cert_reqs=required with ssl_ca_certs instead"
+            )
         merged = {**data, "url": url}
         for field, value in secrets.items():
             # An explicit argument (e.g. REDIS_PASSWORD) wins over the URL's.
@@ -161,7 +169,6 @@ def split_url_secrets(url: str) -> tuple[str, dict[str, SecretStr]]:
     """
     try:
         parts = urlsplit(url)
-        _ = parts.port  # raises on a malformed netloc, e.g. an unencoded '/' in a password
     except ValueError:
         raise ConfigurationError(_UNPARSEABLE) from None
     if parts.scheme not in SCHEMES:
@@ -169,12 +176,23 @@ def split_url_secrets(url: str) -> tuple[str, dict[str, SecretStr]]:
             f"unsupported Redis URL scheme {parts.scheme!r}: use one of {sorted(SCHEMES)}"
         )
     query_keys = [key for key, _ in parse_qsl(parts.query, keep_blank_values=True)]
-    # An unencoded '/', '?' or '#' in a password that starts with digits parses as a port
-    # followed by a path, query or fragment: the '@' that ends up there gives it away.
+    # An unencoded '/', '?' or '#' in a password ends the netloc early: the '@' that ends up
+    # in the path, query or fragment gives it away.
     if "@" in parts.path or "@" in parts.fragment or any("@" in key for key in query_keys):
         raise ConfigurationError(_UNPARSEABLE)
-    if parts.scheme in {"redis", "rediss"} and not parts.hostname:
-        raise ConfigurationError("a redis:// or rediss:// URL needs a host")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ConfigurationError(
+            "the port in the Redis URL must be a number from 1 to 65535"
+        ) from None
+    if parts.scheme in {"redis", "rediss"}:
+        if not parts.hostname:
+            raise ConfigurationError("a redis:// or rediss:// URL needs a host")
+        if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+            raise ConfigurationError(
+                "the path of a redis:// URL is the database number, e.g. redis://host:6379/0"
+            )
     secrets: dict[str, SecretStr] = {}
     netloc = parts.netloc
     if "@" in netloc:
@@ -191,6 +209,11 @@ def split_url_secrets(url: str) -> tuple[str, dict[str, SecretStr]]:
             query.append((key, value))
     clean = _join(parts.scheme, netloc, parts.path, urlencode(query), parts.fragment)
     return clean, secrets
+
+
+def _verification_off(url: str) -> bool:
+    query = dict(parse_qsl(urlsplit(url).query))
+    return query.get("ssl_cert_reqs", "").lower() in {"none", "cert_none"}
 
 
 def redact_url(url: str, *, masked: bool = True) -> str:
