@@ -60,8 +60,7 @@ class Cached(_Control, Protocol[P, R_co]):
     def __wrapped__(self) -> Callable[P, R_co]: ...
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
     def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
-        """Drop the entry for these arguments from L1 and L2, in every process; False if there
-        was none, or if Redis was not reached (the entry may still be served elsewhere)."""
+        """Drop the entry from L1 and L2, in every process; False if none or Redis unreached."""
         ...
 
     @overload
@@ -79,8 +78,7 @@ class AsyncCached(_Control, Protocol[P, R_co]):
     def __wrapped__(self) -> Callable[P, Coroutine[Any, Any, R_co]]: ...
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
     async def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> bool:
-        """Drop the entry for these arguments from L1 and L2, in every process; False if there
-        was none, or if Redis was not reached (the entry may still be served elsewhere)."""
+        """Drop the entry from L1 and L2, in every process; False if none or Redis unreached."""
         ...
 
     @overload
