@@ -1,115 +1,17 @@
-"""The pure core, stepped by hand: no Redis, no event loop."""
+"""The cache flows stepped by hand with canned replies (no Redis, no driver)."""
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from redis._parsers.encoders import Encoder
-from redis.connection import PythonRespSerializer
-from redis.crc import key_slot as redis_key_slot
 
-from arketic_cache import BackendResponseError, SerializationError
-from arketic_cache._codec import decode, encode
+from arketic_cache import BackendResponseError
 from arketic_cache._core import _cache as flows
-from arketic_cache._core._cached import invalidation_message, parse_invalidation
-from arketic_cache._core._effects import Batch, Command, Eval, Flow
-from arketic_cache._core._resp import pack, pack_all
-from arketic_cache._core._slots import group_by_slot, key_slot
-from arketic_cache._core._validate import escape_glob
+from arketic_cache._core._effects import Batch, Command, Eval
 from arketic_cache._lua import INCREMENT_WITH_TTL, UNLINK_IF_EQUAL
 
-
-def step(flow: Flow[Any], replies: list[Any]) -> tuple[list[Any], Any]:
-    """Run ``flow`` feeding ``replies`` in order; return the effects it yielded and its result."""
-    effects: list[Any] = []
-    reply: Any = None
-    feed = iter(replies)
-    try:
-        while True:
-            effects.append(flow.send(reply))
-            reply = next(feed)
-    except StopIteration as stop:
-        return effects, stop.value
-
-
-def drive(flow: Flow[Any], respond: Callable[[Any], Any]) -> Any:
-    """Run ``flow`` answering each effect with ``respond(effect)``; return its result."""
-    reply: Any = None
-    try:
-        while True:
-            reply = respond(flow.send(reply))
-    except StopIteration as stop:
-        return stop.value
-
-
-NAMES = st.sampled_from(["GET", "SET", "EVALSHA", "zadd"])  # one word: flows never send "CLIENT ID"
-ARGS = st.one_of(
-    st.text(),
-    st.binary(),
-    st.integers(),
-    st.floats(allow_nan=False),
-    st.text().map(lambda t: t + "\udcff"),  # a lone surrogate, as surrogateescape decodes
-)
-
-
-class TestResp:
-    """Our request encoder writes exactly what redis-py's packer writes for our clients."""
-
-    ENCODER = Encoder("utf-8", "surrogateescape", True)  # type: ignore[no-untyped-call]
-    PACKER = PythonRespSerializer(6000, ENCODER.encode)
-
-    def redis_py(self, command: list[Any]) -> bytes:
-        return b"".join(self.PACKER.pack(*command))  # type: ignore[no-untyped-call]
-
-    @given(NAMES, st.lists(ARGS, max_size=8))
-    def test_matches_redis_py(self, name: str, args: list[Any]) -> None:
-        """A command name and any str, bytes, int or float arguments pack to redis-py's bytes."""
-        assert pack([name, *args]) == self.redis_py([name, *args])
-
-    @given(st.lists(st.tuples(NAMES, st.lists(ARGS, max_size=4)), min_size=1, max_size=4))
-    def test_pipeline_is_commands_back_to_back(self, commands: list[tuple[str, list[Any]]]) -> None:
-        """A pipeline is each command's encoding, in order."""
-        wire = [[name, *args] for name, args in commands]
-        assert pack_all(wire) == b"".join(self.redis_py(command) for command in wire)
-
-    @pytest.mark.parametrize("odd", [True, None, bytearray(b"x"), memoryview(b"x")])
-    def test_other_types_are_left_to_redis_py(self, odd: Any) -> None:
-        """Types we do not encode (bool, None, buffers) make the driver use redis-py's packer."""
-        assert pack(["SET", "k", odd]) is None
-        assert pack_all([["PING"], ["SET", "k", odd]]) is None
-
-
-class TestSlots:
-    """Cluster slots match Redis' own CRC16 rule, hash tags included."""
-
-    @given(st.text(max_size=40))
-    def test_matches_redis_py(self, key: str) -> None:
-        """key_slot agrees with redis-py for any key."""
-        assert key_slot(key) == redis_key_slot(key.encode("utf-8", "surrogateescape"))
-
-    @pytest.mark.parametrize(
-        ("a", "b"), [("{user1}:x", "{user1}:y"), ("a{tag}b", "c{tag}d"), ("x{}", "x{}")]
-    )
-    def test_hash_tags(self, a: str, b: str) -> None:
-        """Keys sharing a non-empty tag (or the same empty-tag key) share a slot."""
-        assert key_slot(a) == key_slot(b)
-
-    def test_empty_tag_hashes_whole_key(self) -> None:
-        """An empty {} is not a tag: the whole key is hashed."""
-        assert key_slot("{}a") == redis_key_slot(b"{}a")
-        assert key_slot("{}a") != key_slot("{}b")
-
-    def test_group_by_slot_keeps_positions(self) -> None:
-        """Each key's position lands in its slot's group, in order."""
-        keys = ["{a}1", "{b}1", "{a}2", "{b}2", "{a}3"]
-        groups = group_by_slot(keys)
-        assert sorted(groups.values()) == [[0, 2, 4], [1, 3]]
+from ..helpers import drive, step
 
 
 class TestGetFlows:
@@ -246,47 +148,3 @@ class TestInfo:
         with pytest.raises(StopIteration) as stop:
             flow.send(BackendResponseError("NOPERM"))
         assert stop.value.value["connected_clients"] is None
-
-
-class TestCodecAndEscaping:
-    """JSON encoding rules and glob escaping."""
-
-    def test_nan_becomes_null(self) -> None:
-        """NaN and infinities are stored as null, so any JSON reader accepts them."""
-        assert decode(encode([math.nan, math.inf], 100)) == [None, None]
-
-    def test_size_limit(self) -> None:
-        """The size guard counts encoded bytes."""
-        encode("é" * 10, 22)
-        with pytest.raises(SerializationError):
-            encode("é" * 10, 21)
-
-    @given(st.text(max_size=30))
-    def test_escaped_text_matches_only_itself(self, text: str) -> None:
-        """An escaped string has no unescaped glob character left."""
-        escaped = escape_glob(text)
-        i = 0
-        while i < len(escaped):
-            if escaped[i] == "\\":
-                assert escaped[i + 1] in "*?[]\\"
-                i += 2
-                continue
-            assert escaped[i] not in "*?[]"
-            i += 1
-
-    def test_lua_scripts_document_their_interface(self) -> None:
-        """Each script's header names its KEYS, ARGV and return value."""
-        for script in (INCREMENT_WITH_TTL, UNLINK_IF_EQUAL):
-            assert all(tag in script.text for tag in ("KEYS[1]", "ARGV[1]", "Returns"))
-            assert len(script.sha) == 40
-
-
-class TestInvalidationMessage:
-    """The announcement of a changed entry is the compact JSON array of origin and key."""
-
-    @given(st.text(), st.text())
-    def test_is_compact_json_and_round_trips(self, origin: str, key: str) -> None:
-        """Any origin and key (quotes, controls, non-ASCII, surrogates) survive the trip."""
-        message = invalidation_message(origin, key)
-        assert message == json.dumps([origin, key], separators=(",", ":"))
-        assert parse_invalidation(message) == (origin, key)

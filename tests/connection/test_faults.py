@@ -24,7 +24,7 @@ from arketic_cache import (
 )
 from arketic_cache.testing import RedisServer
 
-from .conftest import Flavor
+from ..conftest import Flavor
 
 pytestmark = pytest.mark.redis
 

@@ -21,7 +21,7 @@ from arketic_cache import (
 from arketic_cache._breaker import CircuitBreaker
 from arketic_cache._connection import _memory_server
 
-from .conftest import Bridge
+from ..conftest import Bridge
 
 
 class Clock:

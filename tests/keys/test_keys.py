@@ -809,7 +809,7 @@ def hash_in_subprocess(script: str, seed: str) -> str:
     done = subprocess.run(
         [sys.executable, "-c", script],
         env=env,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         check=True,

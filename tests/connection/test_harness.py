@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import conftest
+from .. import conftest
 
 
 def test_missing_binary_skips(monkeypatch: pytest.MonkeyPatch) -> None:

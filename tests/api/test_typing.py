@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from mypy import api
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TYPING = ROOT / "tests" / "typing"
 PASS_DIR = TYPING / "pass"
 FAIL_DIR = TYPING / "fail"
