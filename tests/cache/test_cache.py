@@ -10,7 +10,7 @@ import redis
 
 from arketic_cache import BackendResponseError, InvalidInputError, SerializationError
 
-from ..conftest import Flavor
+from ..helpers import Flavor
 
 
 class Profile(pydantic.BaseModel):

@@ -21,17 +21,7 @@ from arketic_cache import (
 from arketic_cache._breaker import CircuitBreaker
 from arketic_cache._connection import _memory_server
 
-from ..conftest import Bridge
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from ..helpers import Bridge, ManualClock
 
 
 class TestStateMachine:
@@ -39,7 +29,7 @@ class TestStateMachine:
 
     def test_opens_after_threshold(self) -> None:
         """Failures below the threshold keep it closed; the Nth opens it."""
-        breaker = CircuitBreaker(threshold=3, cooldown=5, clock=Clock())
+        breaker = CircuitBreaker(threshold=3, cooldown=5, clock=ManualClock())
         assert not breaker.record_failure()
         assert not breaker.record_failure()
         assert breaker.is_closed
@@ -49,7 +39,7 @@ class TestStateMachine:
 
     def test_successes_do_not_hide_failures(self) -> None:
         """Failures within the window count even with successes between them."""
-        breaker = CircuitBreaker(threshold=2, cooldown=5, clock=Clock(), window=10)
+        breaker = CircuitBreaker(threshold=2, cooldown=5, clock=ManualClock(), window=10)
         breaker.record_failure()
         breaker.record_success()
         assert breaker.record_failure()
@@ -57,7 +47,7 @@ class TestStateMachine:
 
     def test_old_failures_expire(self) -> None:
         """Failures further apart than the window do not add up."""
-        clock = Clock()
+        clock = ManualClock()
         breaker = CircuitBreaker(threshold=2, cooldown=5, clock=clock, window=10)
         breaker.record_failure()
         clock.now += 10.5
@@ -66,7 +56,7 @@ class TestStateMachine:
 
     def test_one_probe_after_cooldown(self) -> None:
         """After the cool-down exactly one caller probes; success closes the breaker."""
-        clock = Clock()
+        clock = ManualClock()
         breaker = CircuitBreaker(threshold=1, cooldown=5, clock=clock)
         breaker.record_failure()
         clock.now += 5
@@ -79,7 +69,7 @@ class TestStateMachine:
 
     def test_failed_probe_reopens(self) -> None:
         """A failed probe opens the breaker for another full cool-down."""
-        clock = Clock()
+        clock = ManualClock()
         breaker = CircuitBreaker(threshold=1, cooldown=5, clock=clock)
         breaker.record_failure()
         clock.now += 5
@@ -92,7 +82,7 @@ class TestStateMachine:
 
     def test_lost_probe_cannot_wedge_it(self) -> None:
         """A probe that never reports (a cancelled task) is replaced one cool-down later."""
-        clock = Clock()
+        clock = ManualClock()
         breaker = CircuitBreaker(threshold=1, cooldown=5, clock=clock)
         breaker.record_failure()
         clock.now += 5
@@ -102,9 +92,11 @@ class TestStateMachine:
 
 
 @pytest.fixture(params=["sync", "async"])
-def outage(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any, RedisConnection, Clock]]:
+def outage(
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[Any, Any, RedisConnection, ManualClock]]:
     """(cache, strict cache, connection, clock) on an embedded server we can disconnect."""
-    clock = Clock()
+    clock = ManualClock()
     url = f"memory://breaker-{uuid.uuid4().hex}"
     conn = RedisConnection(url=url, clock=clock, breaker_threshold=3, breaker_cooldown=10)
     server = _memory_server(url)
@@ -129,7 +121,9 @@ def disconnect(conn: RedisConnection, connected: bool = False) -> None:
 class TestDegrading:
     """With Redis gone, calls return the spec's defaults and the breaker opens."""
 
-    def test_defaults_and_breaker(self, outage: tuple[Any, Any, RedisConnection, Clock]) -> None:
+    def test_defaults_and_breaker(
+        self, outage: tuple[Any, Any, RedisConnection, ManualClock]
+    ) -> None:
         """Each operation returns its default; after 3 failures Redis is no longer called."""
         cache, _, conn, _ = outage
         assert cache.set("k", 1) is True
@@ -151,7 +145,7 @@ class TestDegrading:
         assert conn.state.errors == 3
         assert conn.state.short_circuits == 8
 
-    def test_strict_raises(self, outage: tuple[Any, Any, RedisConnection, Clock]) -> None:
+    def test_strict_raises(self, outage: tuple[Any, Any, RedisConnection, ManualClock]) -> None:
         """Strict mode raises BackendUnavailable, then CircuitOpen once the breaker opens."""
         _, strict, conn, _ = outage
         disconnect(conn)
@@ -161,7 +155,9 @@ class TestDegrading:
         with pytest.raises(CircuitOpen):
             strict.get("k")
 
-    def test_recovers_after_cooldown(self, outage: tuple[Any, Any, RedisConnection, Clock]) -> None:
+    def test_recovers_after_cooldown(
+        self, outage: tuple[Any, Any, RedisConnection, ManualClock]
+    ) -> None:
         """Once Redis is back and the cool-down has passed, one probe closes the breaker."""
         cache, _, conn, clock = outage
         cache.set("k", 1)
@@ -175,7 +171,9 @@ class TestDegrading:
         assert conn.state.breaker.state == "closed"
 
     def test_logs_once_per_burst(
-        self, outage: tuple[Any, Any, RedisConnection, Clock], caplog: pytest.LogCaptureFixture
+        self,
+        outage: tuple[Any, Any, RedisConnection, ManualClock],
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
         """A burst of failures logs one warning (plus one when the breaker opens)."""
         cache, _, conn, clock = outage

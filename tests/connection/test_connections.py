@@ -40,7 +40,7 @@ from arketic_cache import (
 from arketic_cache._settings import ENVIRONMENT_VARIABLES
 from arketic_cache.testing import RedisServer, free_port
 
-from ..conftest import Bridge, redis_server_binary
+from ..helpers import Bridge, redis_server_binary
 
 #: A password with every character that must be percent-encoded in a URL.
 SPECIAL_PASSWORD = "s3cr3t/p@ss:w0rd%?#"

@@ -28,7 +28,7 @@ from arketic_cache import (
 from arketic_cache._core._effects import Batch, Command, Eval, Flow
 from arketic_cache._lua import INCREMENT_WITH_TTL
 
-from ..conftest import Flavor
+from ..helpers import Flavor
 
 
 def run(flavor: Flavor, flow: Flow[Any], *, strict: bool = True) -> Any:

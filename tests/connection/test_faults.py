@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import redis
@@ -24,14 +24,20 @@ from arketic_cache import (
 )
 from arketic_cache.testing import RedisServer
 
-from ..conftest import Flavor
+from ..helpers import (
+    CONNECT_TIMEOUT,
+    FAILED,
+    RECOVERED,
+    TIMEOUT,
+    ManualClock,
+    Rig,
+    breaker_state,
+    messages,
+    rigs,
+    thaw_if_running,
+)
 
 pytestmark = pytest.mark.redis
-
-#: A read from a frozen server costs this much; a healthy local server answers far sooner.
-TIMEOUT = 0.1
-#: Also how long a call may wait for a free pooled connection; never reached here.
-CONNECT_TIMEOUT = 0.2
 
 #: INFO fields a reachable server fills; None when it cannot be asked.
 SERVER_FIELDS = (
@@ -48,120 +54,6 @@ SERVER_FIELDS = (
     "hit_rate",
     "persistence",
 )
-
-FAILED = "Redis call failed"
-RECOVERED = "Redis calls succeed again"
-
-
-class ManualClock:
-    """A monotonic clock that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
-
-
-def breaker_state(conn: RedisConnection) -> str:
-    """``closed``, ``open`` or ``half-open`` (a plain str, so mypy does not narrow it)."""
-    return conn.state.breaker.state
-
-
-def thaw_if_running(server: RedisServer) -> None:
-    """SIGCONT the server unless it is down (a frozen server must never outlive its test)."""
-    if server.process is not None:
-        server.thaw()
-
-
-class Rig:
-    """The test's server, a connection to it (short timeouts, manual clock) and one flavour."""
-
-    def __init__(self, name: str, server: RedisServer, runner: asyncio.Runner) -> None:
-        self.name = name
-        self.server = server
-        self.clock = ManualClock()
-        self.flavor = Flavor(name, server.url, runner)
-        self.connect()
-
-    def connect(self, **overrides: Any) -> RedisConnection:
-        """A new connection to the server on the manual clock; later caches use it."""
-        options: dict[str, Any] = {
-            "socket_timeout": TIMEOUT,
-            "connect_timeout": CONNECT_TIMEOUT,
-            **overrides,
-        }
-        return self.flavor.connect(clock=self.clock, **options)
-
-    @property
-    def connection(self) -> RedisConnection:
-        """The connection caches are built on."""
-        return self.flavor.connection
-
-    @property
-    def breaker(self) -> str:
-        """The breaker's state: closed, open or half-open."""
-        return breaker_state(self.connection)
-
-    @property
-    def errors(self) -> int:
-        """Redis calls that failed (short-circuited calls are not counted here)."""
-        return self.connection.state.errors
-
-    @property
-    def short_circuits(self) -> int:
-        """Calls that skipped Redis because the breaker was open."""
-        return self.connection.state.short_circuits
-
-    def cache(self, **kwargs: Any) -> Any:
-        """A cache of this flavour on the current connection."""
-        return self.flavor.cache(**kwargs)
-
-    def wait_out_cooldown(self) -> None:
-        """Advance the manual clock just past the breaker's cool-down."""
-        self.clock.advance(self.connection.settings.breaker_cooldown + 0.001)
-
-    def let_loop_run(self) -> None:
-        """Let the event loop poll its sockets, as a live application's loop does between calls.
-
-        The Bridge runs the loop only inside a call. redis-py's asyncio pool learns that the
-        server closed a pooled connection only from StreamReader.at_eof(), which the loop sets
-        when it polls the socket; without a turn of the loop a restart is seen one call late.
-        """
-        if self.name == "async":
-            self.flavor.runner.run(_spin())
-
-    def restart_after_kill(self) -> None:
-        """Start the killed server again on its port (and let an event loop see it)."""
-        self.server.start(self.server.port)
-        self.let_loop_run()
-
-    def close(self) -> None:
-        """Thaw the server if it runs (it may be frozen), close every connection, kill it."""
-        thaw_if_running(self.server)
-        self.flavor.close()
-        if self.server.process is not None:
-            self.server.kill()  # nothing to persist: skip the shutdown the harness would wait for
-
-
-R = TypeVar("R", bound=Rig)
-
-
-def rigs(kind: type[R], name: str, server: RedisServer) -> Iterator[R]:
-    """A rig of ``kind`` in flavour ``name`` on ``server``, closed when the test ends."""
-    with asyncio.Runner() as runner:
-        rig = kind(name, server, runner)
-        yield rig
-        rig.close()
-
-
-async def _spin(turns: int = 3) -> None:
-    for _ in range(turns):
-        await asyncio.sleep(0)  # a turn of the loop, not a wait
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -194,17 +86,6 @@ def assert_unknown_server(info: dict[str, Any], rig: Rig) -> None:
     assert rig.server.password not in client["url"]
     for counter in ("hits", "misses", "decode_errors", "errors", "short_circuits", "breaker"):
         assert counter in client
-
-
-def messages(caplog: pytest.LogCaptureFixture, level: int, text: str) -> list[str]:
-    """The arketic_cache log messages at ``level`` that contain ``text``."""
-    return [
-        record.getMessage()
-        for record in caplog.records
-        if record.name == "arketic_cache"
-        and record.levelno == level
-        and text in record.getMessage()
-    ]
 
 
 class TestDownAtStart:

@@ -10,7 +10,7 @@ import redis
 from arketic_cache import RedisConnection, SyncRedisCache
 from arketic_cache.testing import RedisServer
 
-from ..conftest import redis_server_binary
+from ..helpers import redis_server_binary
 
 pytestmark = pytest.mark.redis
 

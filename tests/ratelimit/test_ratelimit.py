@@ -47,7 +47,7 @@ from arketic_cache import (
 from arketic_cache._lua import RATE_LIMIT, RATE_LOG, RATE_REFUND
 from arketic_cache._settings import ENVIRONMENT_VARIABLES
 
-from ..conftest import Bridge, Flavor
+from ..helpers import Bridge, Flavor
 
 SECOND = 1_000_000
 #: For tests about a real redis-server only: ``flavor`` and ``raw`` on the harness' server.

@@ -29,7 +29,7 @@ from arketic_cache import (
 )
 from arketic_cache.testing import RedisServer
 
-from ..connection.test_faults import FAILED, RECOVERED, Rig, messages, rigs
+from ..helpers import FAILED, RECOVERED, Rig, messages, rigs
 
 pytestmark = pytest.mark.redis
 

@@ -42,7 +42,7 @@ from arketic_cache import (
 )
 from arketic_cache._connection import _memory_server
 
-from ..conftest import Bridge, Flavor
+from ..helpers import Bridge, Flavor
 
 
 class Profile(pydantic.BaseModel):

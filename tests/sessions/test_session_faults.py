@@ -40,8 +40,7 @@ from arketic_cache import (
 )
 from arketic_cache.testing import RedisServer, free_port
 
-from ..conftest import Flavor
-from ..connection.test_faults import FAILED, RECOVERED, TIMEOUT, Rig, messages, rigs
+from ..helpers import FAILED, RECOVERED, TIMEOUT, Flavor, Rig, messages, rigs
 
 pytestmark = pytest.mark.redis
 

@@ -24,7 +24,7 @@ from arketic_cache import (
     SyncStringRepository,
 )
 
-from ..conftest import Flavor
+from ..helpers import Flavor
 
 #: User ids that look like the envelope's own syntax, or are not ASCII.
 AWKWARD_USERS = ["ümlaut😀", 'a","data":{"x', 'q\\"\\', "a:b:c", "42"]

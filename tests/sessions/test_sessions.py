@@ -47,7 +47,7 @@ from arketic_cache import (
 )
 from arketic_cache._settings import ENVIRONMENT_VARIABLES
 
-from ..conftest import Flavor
+from ..helpers import Flavor
 
 SECOND = 1000  # the seam's unit: milliseconds
 HOUR_MS = 3600 * SECOND
