@@ -1,6 +1,6 @@
 """The rate limiter on a real redis-server that fails: down, killed, frozen, restarted.
 
-Each test gets its own server and runs in both flavours, on ``test_faults``' ``Rig``: short
+Each test gets its own server and runs in both flavours, on the shared ``Rig``: short
 socket timeouts and a manual clock for the breaker's cool-down, so nothing sleeps; the only
 waits are redis-server's readiness and one socket timeout per call that reaches a frozen
 server. A ``durable`` server (AOF, fsync on every write) keeps its data across a SIGKILL, so a
