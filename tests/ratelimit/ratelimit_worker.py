@@ -27,7 +27,13 @@ import json
 import sys
 from typing import Any
 
-from arketic_cache import Decision, Limit, RedisConnection, RedisRateLimiter, SyncRedisRateLimiter
+from arketic_cache import (
+    Decision,
+    Limit,
+    RedisConnection,
+    RedisRateLimiter,
+    SyncRedisRateLimiter,
+)
 
 #: Generous: four busy processes on a small machine must never fail on a slow reply.
 SOCKET_TIMEOUT = 5.0
