@@ -54,23 +54,24 @@ class TestExports:
         assert set(names) == public - submodules
 
 
-class TestParity:
-    """Each async class and its Sync twin have the same methods and parameters."""
+TWINS = [
+    (RedisCache, SyncRedisCache),
+    (StringRepository, SyncStringRepository),
+    (HashRepository, SyncHashRepository),
+    (ListRepository, SyncListRepository),
+    (SetRepository, SyncSetRepository),
+    (SortedSetRepository, SyncSortedSetRepository),
+    (StreamRepository, SyncStreamRepository),
+    (RedisRateLimiter, SyncRedisRateLimiter),
+    (RedisSessionManager, SyncRedisSessionManager),
+]
+TWIN_IDS = [sync_cls.__name__ for _, sync_cls in TWINS]
 
-    @pytest.mark.parametrize(
-        ("async_cls", "sync_cls"),
-        [
-            (RedisCache, SyncRedisCache),
-            (StringRepository, SyncStringRepository),
-            (HashRepository, SyncHashRepository),
-            (ListRepository, SyncListRepository),
-            (SetRepository, SyncSetRepository),
-            (SortedSetRepository, SyncSortedSetRepository),
-            (StreamRepository, SyncStreamRepository),
-            (RedisRateLimiter, SyncRedisRateLimiter),
-            (RedisSessionManager, SyncRedisSessionManager),
-        ],
-    )
+
+class TestParity:
+    """Each async class and its Sync twin have the same methods, parameters and docstrings."""
+
+    @pytest.mark.parametrize(("async_cls", "sync_cls"), TWINS, ids=TWIN_IDS)
     def test_same_methods(self, async_cls: type, sync_cls: type) -> None:
         """Names and signatures match; every async method that is not shared is a coroutine."""
         async_methods, sync_methods = public_methods(async_cls), public_methods(sync_cls)
@@ -80,6 +81,17 @@ class TestParity:
                 continue  # shared, I/O-free (e.g. stats)
             assert inspect.iscoroutinefunction(getattr(async_cls, name)), name
             assert not inspect.iscoroutinefunction(getattr(sync_cls, name)), name
+
+    @pytest.mark.parametrize(("async_cls", "sync_cls"), TWINS, ids=TWIN_IDS)
+    def test_same_docstrings(self, async_cls: type, sync_cls: type) -> None:
+        """Each public method is documented, and the async twin says what the sync one says.
+
+        ``help()`` and the API reference show either twin; a fix made to one twin's docstring
+        must not leave the other telling a different story."""
+        for name in public_methods(async_cls):
+            sync_doc = inspect.getdoc(getattr(sync_cls, name))
+            assert sync_doc, f"{sync_cls.__name__}.{name} has no docstring"
+            assert inspect.getdoc(getattr(async_cls, name)) == sync_doc, name
 
     def test_spec_methods_present(self) -> None:
         """The spec's cache table is fully implemented."""
