@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -11,21 +10,12 @@ from typing import Any
 import pytest
 import redis
 
-from arketic_cache import RedisCache, RedisConnection, SyncRedisCache
-from arketic_cache.testing import RedisServer, find_redis_server, free_port
+from arketic_cache import RedisConnection
+from arketic_cache.testing import RedisServer
 
-REQUIRE_REDIS = os.environ.get("ARKETIC_REQUIRE_REDIS") == "1"
+from .helpers import Bridge, Flavor, redis_server_binary
 
-
-def redis_server_binary() -> str:
-    """The redis-server path; skips (or fails under ARKETIC_REQUIRE_REDIS=1) without it."""
-    exe = find_redis_server()
-    if exe is None:
-        message = "redis-server is not installed (run `make test` as root to install it)"
-        if REQUIRE_REDIS:
-            pytest.fail(f"ARKETIC_REQUIRE_REDIS=1 but {message}")
-        pytest.skip(message)
-    return exe
+__all__ = ["Bridge", "Flavor"]  # tests/cached imports them from here
 
 
 @pytest.fixture(scope="session")
@@ -59,73 +49,6 @@ def backend_url(request: pytest.FixtureRequest) -> str:
     with redis.Redis.from_url(server.url) as admin:
         admin.flushdb()  # our own throwaway server, never anyone else's
     return server.url
-
-
-class Bridge:
-    """Call an async object's coroutine methods as plain functions on one event loop."""
-
-    def __init__(self, target: Any, runner: asyncio.Runner) -> None:
-        self._target = target
-        self._runner = runner
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._target, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            result = attr(*args, **kwargs)
-            if asyncio.iscoroutine(result):
-                return self._runner.run(result)
-            return result
-
-        return call
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        result = self._target(*args, **kwargs)
-        return self._runner.run(result) if asyncio.iscoroutine(result) else result
-
-    def __repr__(self) -> str:
-        return repr(self._target)
-
-
-class Flavor:
-    """Builds the sync object, or the async one behind a ``Bridge``, on one connection."""
-
-    def __init__(self, name: str, backend_url: str, runner: asyncio.Runner) -> None:
-        self.name = name
-        self.backend_url = backend_url
-        self.runner = runner
-        self.connections: list[RedisConnection] = []
-        self.connection = self.connect()
-
-    def connect(self, **overrides: Any) -> RedisConnection:
-        """A new connection to this test's backend (closed after the test); it becomes current."""
-        self.connection = RedisConnection(url=self.backend_url, **overrides)
-        self.connections.append(self.connection)
-        return self.connection
-
-    def dead_connection(self) -> RedisConnection:
-        """A connection to a loopback port nobody listens on (closed after the test): a
-        strict object on it proves a call made no I/O, since any I/O would raise."""
-        conn = RedisConnection(url=f"redis://127.0.0.1:{free_port()}/0")
-        self.connections.append(conn)
-        return conn
-
-    def wrap(self, sync_obj: Any, async_obj: Any) -> Any:
-        """Return the object of this flavour (async calls bridged to sync ones)."""
-        return sync_obj if self.name == "sync" else Bridge(async_obj, self.runner)
-
-    def cache(self, **kwargs: Any) -> Any:
-        """A cache of this flavour on the current connection."""
-        return self.wrap(
-            SyncRedisCache(self.connection, **kwargs), RedisCache(self.connection, **kwargs)
-        )
-
-    def close(self) -> None:
-        """Close every connection made for the test."""
-        for conn in self.connections:
-            self.runner.run(conn.aclose())
 
 
 @pytest.fixture(params=["sync", "async"])
