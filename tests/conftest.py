@@ -13,9 +13,7 @@ import redis
 from arketic_cache import RedisConnection
 from arketic_cache.testing import RedisServer
 
-from .helpers import Bridge, Flavor, redis_server_binary
-
-__all__ = ["Bridge", "Flavor"]  # tests/cached imports them from here
+from .helpers import Flavor, redis_server_binary
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import redis
 
 from arketic_cache import TTL, StringKey, cached
 
-from ..conftest import Bridge, Flavor
+from ..helpers import Bridge, Flavor
 
 
 class Answer(pydantic.BaseModel):

@@ -14,7 +14,7 @@ import redis
 
 from arketic_cache import RedisConnection, cached
 
-from ..conftest import Flavor
+from ..helpers import Flavor
 
 
 class Answer(pydantic.BaseModel):

@@ -8,7 +8,7 @@ import redis
 
 from arketic_cache._core._cached import early_refresh_due
 
-from ..conftest import Flavor
+from ..helpers import Flavor
 from .helpers import envelope, identity, make, stored_value
 
 

@@ -16,24 +16,11 @@ import redis
 
 from arketic_cache.testing import RedisServer
 
-from ..conftest import Flavor
+from ..helpers import Flavor, ManualClock
 from .helpers import l1_deadlines, make
 
 TIMEOUT = 0.1
 CONNECT_TIMEOUT = 0.2
-
-
-class ManualClock:
-    """A monotonic clock for the breaker that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class FaultRig:

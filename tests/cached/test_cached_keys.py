@@ -9,7 +9,7 @@ import redis
 
 from arketic_cache import ConfigurationError, cached
 
-from ..conftest import Flavor
+from ..helpers import Flavor
 from .helpers import ItemKey, Query, SearchKey, make, stored_value
 
 

@@ -9,7 +9,7 @@ import redis
 
 from arketic_cache import RedisConnection, cached
 
-from ..conftest import Flavor
+from ..helpers import Flavor
 from .helpers import bridged, settle
 
 

@@ -11,7 +11,7 @@ import redis
 from arketic_cache import TTL, ConfigurationError, cached
 from arketic_cache._core._cached import jittered_ttl
 
-from ..conftest import Flavor
+from ..helpers import Flavor
 from .helpers import Answer, envelope, identity, l1_deadlines, make, stored_value
 
 
