@@ -15,12 +15,12 @@ from ._codec import encode
 from ._core import _cache as flows
 from ._core._validate import check_amount, check_key, check_pattern, check_ttl, escape_glob
 from ._exceptions import InvalidInputError
-from ._shell import AsyncRunner, Bound, SyncRunner
+from ._shell import AsyncShell, Shell, SyncShell
 
 __all__ = ["RedisCache", "SyncRedisCache"]
 
 
-class _CacheBase(Bound):
+class _CacheBase(Shell):
     """Argument handling shared by both twins: keys, TTLs, encoding."""
 
     __slots__ = ("_default_ttl",)
@@ -86,7 +86,7 @@ class _CacheBase(Bound):
         return self._bind().cluster
 
 
-class SyncRedisCache(_CacheBase, SyncRunner):
+class SyncRedisCache(_CacheBase, SyncShell):
     """Blocking twin of ``RedisCache``: the same methods, without ``await``."""
 
     __slots__ = ()
@@ -147,7 +147,7 @@ class SyncRedisCache(_CacheBase, SyncRunner):
         return self._run(flows.server_info(self._counters), None) or self._unknown_info()
 
 
-class RedisCache(_CacheBase, AsyncRunner):
+class RedisCache(_CacheBase, AsyncShell):
     """The spec's async cache: JSON values, a TTL on every write, graceful degradation."""
 
     __slots__ = ()

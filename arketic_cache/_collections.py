@@ -21,7 +21,7 @@ from ._core._records import ModelCodec, ValueCodec
 from ._exceptions import InvalidInputError
 from ._keys import KeySchema, ListKey, SetKey, SortedSetKey, StreamKey
 from ._repository import Repository
-from ._shell import AsyncRunner, SyncRunner
+from ._shell import AsyncShell, SyncShell
 
 __all__ = [
     "ListRepository",
@@ -98,7 +98,7 @@ class _ListBase(_MemberRepository[KL, V]):
         return repo_flows.list_push(name, encoded, self.ttl, limit, front)
 
 
-class SyncListRepository(_ListBase[KL, V], SyncRunner):
+class SyncListRepository(_ListBase[KL, V], SyncShell):
     """Blocking twin of ``ListRepository``."""
 
     __slots__ = ()
@@ -138,7 +138,7 @@ class SyncListRepository(_ListBase[KL, V], SyncRunner):
         return self._run(flows.delete(self._key(key)), False)
 
 
-class ListRepository(_ListBase[KL, V], AsyncRunner):
+class ListRepository(_ListBase[KL, V], AsyncShell):
     """A list of typed JSON members under one ``ListKey`` schema (async)."""
 
     __slots__ = ()
@@ -202,7 +202,7 @@ class _SetBase(_MemberRepository[KS, V]):
         super().__init__(schema, connection, key_prefix=key_prefix, strict=strict)  # type: ignore[arg-type]
 
 
-class SyncSetRepository(_SetBase[KS, V], SyncRunner):
+class SyncSetRepository(_SetBase[KS, V], SyncShell):
     """Blocking twin of ``SetRepository``."""
 
     __slots__ = ()
@@ -232,7 +232,7 @@ class SyncSetRepository(_SetBase[KS, V], SyncRunner):
         return self._run(flows.delete(self._key(key)), False)
 
 
-class SetRepository(_SetBase[KS, V], AsyncRunner):
+class SetRepository(_SetBase[KS, V], AsyncShell):
     """A set of typed JSON members under one ``SetKey`` schema (async)."""
 
     __slots__ = ()
@@ -304,7 +304,7 @@ def _finite(score: Any) -> float:
     return float(score)
 
 
-class SyncSortedSetRepository(_SortedSetBase[KZ, V], SyncRunner):
+class SyncSortedSetRepository(_SortedSetBase[KZ, V], SyncShell):
     """Blocking twin of ``SortedSetRepository``."""
 
     __slots__ = ()
@@ -369,7 +369,7 @@ class SyncSortedSetRepository(_SortedSetBase[KZ, V], SyncRunner):
         return self._run(flows.delete(self._key(key)), False)
 
 
-class SortedSetRepository(_SortedSetBase[KZ, V], AsyncRunner):
+class SortedSetRepository(_SortedSetBase[KZ, V], AsyncShell):
     """A sorted set of typed JSON members under one ``SortedSetKey`` schema (async)."""
 
     __slots__ = ()
@@ -477,7 +477,7 @@ class _StreamBase(Repository[KX], Generic[KX, M]):
         return repo_flows.stream_append(name, data, self.ttl, limit, approximate)
 
 
-class SyncStreamRepository(_StreamBase[KX, M], SyncRunner):
+class SyncStreamRepository(_StreamBase[KX, M], SyncShell):
     """Blocking twin of ``StreamRepository``."""
 
     __slots__ = ()
@@ -515,7 +515,7 @@ class SyncStreamRepository(_StreamBase[KX, M], SyncRunner):
         return self._run(flows.delete(self._key(key)), False)
 
 
-class StreamRepository(_StreamBase[KX, M], AsyncRunner):
+class StreamRepository(_StreamBase[KX, M], AsyncShell):
     """A stream of typed entries under one ``StreamKey`` schema (async)."""
 
     __slots__ = ()

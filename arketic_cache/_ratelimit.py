@@ -18,7 +18,7 @@ from ._core._ratelimit import Decision, Limit, Mode, Plan, decide, degraded, ref
 from ._core._validate import check_key
 from ._exceptions import InvalidInputError
 from ._keys import KeySchema
-from ._shell import AsyncRunner, Bound, SyncRunner
+from ._shell import AsyncShell, Shell, SyncShell
 
 __all__ = ["RedisRateLimiter", "SyncRedisRateLimiter"]
 
@@ -28,7 +28,7 @@ logger = logging.getLogger("arketic_cache")
 RateKey = str | KeySchema
 
 
-class _LimiterBase(Bound):
+class _LimiterBase(Shell):
     """Argument handling shared by both twins."""
 
     __slots__ = (
@@ -141,7 +141,7 @@ class _LimiterBase(Bound):
         return self._report(degraded_decisions=self.degraded_decisions)
 
 
-class SyncRedisRateLimiter(_LimiterBase, SyncRunner):
+class SyncRedisRateLimiter(_LimiterBase, SyncShell):
     """Blocking twin of ``RedisRateLimiter``: the same methods, without ``await``."""
 
     __slots__ = ()
@@ -168,7 +168,7 @@ class SyncRedisRateLimiter(_LimiterBase, SyncRunner):
         return self._run(refund(decision, amount, top, self._now()), 0) if amount else 0
 
 
-class RedisRateLimiter(_LimiterBase, AsyncRunner):
+class RedisRateLimiter(_LimiterBase, AsyncShell):
     """The spec's sliding-window rate limiter: exact, atomic, on Redis' clock, failing open."""
 
     __slots__ = ()

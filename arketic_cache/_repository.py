@@ -26,7 +26,7 @@ from ._core._records import ModelCodec, ValueCodec
 from ._core._validate import check_ttl
 from ._exceptions import ConfigurationError, InvalidInputError
 from ._keys import HashKey, KeySchema, StringKey
-from ._shell import AsyncRunner, Bound, SyncRunner
+from ._shell import AsyncShell, Shell, SyncShell
 
 __all__ = [
     "HashRepository",
@@ -45,7 +45,7 @@ K_co = TypeVar("K_co", covariant=True)
 V_co = TypeVar("V_co", covariant=True)
 
 
-class Repository(Bound, Generic[K]):
+class Repository(Shell, Generic[K]):
     """What every typed repository shares: its schema, key rendering, TTL and counters."""
 
     __slots__ = ("_codec", "_ttl", "schema")
@@ -139,7 +139,7 @@ class _StringBase(Repository[KS], Generic[KS, V]):
         return [(self._key(key), self._codec.encode(value)) for key, value in items.items()]
 
 
-class SyncStringRepository(_StringBase[KS, V], SyncRunner):
+class SyncStringRepository(_StringBase[KS, V], SyncShell):
     """Blocking twin of ``StringRepository``."""
 
     __slots__ = ()
@@ -176,7 +176,7 @@ class SyncStringRepository(_StringBase[KS, V], SyncRunner):
         return self._run(flows.exists(self._key(key)), False)
 
 
-class StringRepository(_StringBase[KS, V], AsyncRunner):
+class StringRepository(_StringBase[KS, V], AsyncShell):
     """Typed JSON values under one ``StringKey`` schema (async)."""
 
     __slots__ = ()
@@ -243,7 +243,7 @@ class _HashBase(Repository[KH], Generic[KH, M]):
         super().__init__(schema, connection, key_prefix=key_prefix, strict=strict)  # type: ignore[arg-type]
 
 
-class SyncHashRepository(_HashBase[KH, M], SyncRunner):
+class SyncHashRepository(_HashBase[KH, M], SyncShell):
     """Blocking twin of ``HashRepository``."""
 
     __slots__ = ()
@@ -283,7 +283,7 @@ class SyncHashRepository(_HashBase[KH, M], SyncRunner):
         return self._run(flows.exists(self._key(key)), False)
 
 
-class HashRepository(_HashBase[KH, M], AsyncRunner):
+class HashRepository(_HashBase[KH, M], AsyncShell):
     """A pydantic model stored as hash fields under one ``HashKey`` schema (async)."""
 
     __slots__ = ()

@@ -34,7 +34,7 @@ from ._core._session import (
     new_secret,
 )
 from ._exceptions import ConfigurationError, InvalidInputError
-from ._shell import AsyncRunner, Bound, SyncRunner
+from ._shell import AsyncShell, Shell, SyncShell
 
 __all__ = ["RedisSessionManager", "SyncRedisSessionManager"]
 
@@ -67,7 +67,7 @@ def _then(flow: Flow[bool], result: T) -> Flow[T | None]:
     return result if done else None
 
 
-class _SessionBase(Bound):
+class _SessionBase(Shell):
     """Argument handling shared by both twins."""
 
     __slots__ = (
@@ -281,7 +281,7 @@ class _SessionBase(Bound):
         )
 
 
-class SyncRedisSessionManager(_SessionBase, SyncRunner):
+class SyncRedisSessionManager(_SessionBase, SyncShell):
     """Blocking twin of ``RedisSessionManager``: the same methods, without ``await``."""
 
     __slots__ = ()
@@ -358,7 +358,7 @@ class SyncRedisSessionManager(_SessionBase, SyncRunner):
         return None if flow is None else self._run(flow, None)
 
 
-class RedisSessionManager(_SessionBase, AsyncRunner):
+class RedisSessionManager(_SessionBase, AsyncShell):
     """The spec's session manager: hashed ids, per-user index, refresh tokens, 1 h idle TTL."""
 
     __slots__ = ()

@@ -14,12 +14,12 @@ from ._core._cache import CacheStats
 from ._core._effects import Flow
 from ._invalidation import coherence_mode
 
-__all__ = ["AsyncRunner", "Bound", "SyncRunner"]
+__all__ = ["AsyncShell", "Shell", "SyncShell"]
 
 T = TypeVar("T")
 
 
-class Bound:
+class Shell:
     """A connection-bound shell: ``strict`` mode, own counters, settings-derived state."""
 
     __slots__ = ("_bound", "_connection", "_key_prefix", "_prefix", "_stats", "strict")
@@ -86,7 +86,7 @@ class Bound:
         return f"{type(self).__name__}({where}, strict={self.strict})"
 
 
-class SyncRunner(Bound):
+class SyncShell(Shell):
     """Runs flows on the blocking driver."""
 
     __slots__ = ()
@@ -95,7 +95,7 @@ class SyncRunner(Bound):
         return self._bind().sync_driver.run(flow, fallback, self.strict)
 
 
-class AsyncRunner(Bound):
+class AsyncShell(Shell):
     """Runs flows on the asyncio driver."""
 
     __slots__ = ()
