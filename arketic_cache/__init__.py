@@ -59,7 +59,7 @@ from ._connection import (
     init_redis,
     init_redis_sync,
 )
-from ._core._ratelimit import Decision, Limit, LimitState
+from ._core._ratelimit import Decision, Limit, LimitState, rate_limit_headers
 from ._core._session import SessionData, SessionMetadata, UserSession
 from ._exceptions import (
     ArketicCacheError,
@@ -88,7 +88,7 @@ from ._keys import (
     StringKey,
     stable_hash,
 )
-from ._rate_limited import rate_limit_headers, rate_limited
+from ._rate_limited import rate_limited
 from ._ratelimit import RedisRateLimiter, SyncRedisRateLimiter
 from ._repository import (
     HashRepository,

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from . import _connection
 from ._core._cached import CallKeyer
-from ._core._ratelimit import Decision, Limit
+from ._core._ratelimit import Limit
 from ._exceptions import ConfigurationError, InvalidInputError, RateLimitExceeded
 from ._keys import KeySchema, escape_part
 from ._ratelimit import RedisRateLimiter, SyncRedisRateLimiter
 
-__all__ = ["rate_limit_headers", "rate_limited"]
+__all__ = ["rate_limited"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,29 +96,3 @@ def _keyer(
         raise ConfigurationError(f"key must be a key schema, a function or a str, not {key!r}")
     key_fn = cast(Callable[..., str | KeySchema], key)
     return lambda args, kwargs: key_fn(*args, **kwargs)
-
-
-def rate_limit_headers(decision: Decision) -> dict[str, str]:
-    """HTTP headers for a decision: IETF ``RateLimit-Policy``/``RateLimit``, the legacy
-    ``X-RateLimit-Limit/-Remaining/-Reset`` (epoch seconds, by Redis' clock) and, when denied,
-    ``Retry-After``. A degraded decision (Redis unavailable) gets none: nothing was counted.
-    """
-    if decision.degraded:
-        return {}
-    headers: dict[str, str] = {}
-    states = decision.states
-    if states:
-        headers["RateLimit-Policy"] = ", ".join(
-            f'"{state.limit.tag}";q={state.limit.limit};w={state.limit.policy_seconds}'
-            for state in states
-        )
-        binding = states[decision.binding]
-        wait = decision.reset_after if decision.allowed else decision.retry_after
-        headers["RateLimit"] = f'"{binding.limit.tag}";r={decision.remaining};t={math.ceil(wait)}'
-    headers["X-RateLimit-Limit"] = str(decision.limit)
-    headers["X-RateLimit-Remaining"] = str(decision.remaining if decision.allowed else 0)
-    if decision.at is not None:
-        headers["X-RateLimit-Reset"] = str(math.ceil(decision.at + decision.reset_after))
-    if not decision.allowed and math.isfinite(decision.retry_after):
-        headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
-    return headers

@@ -27,6 +27,7 @@ __all__ = [
     "Window",
     "decide",
     "degraded",
+    "rate_limit_headers",
     "refund",
     "too_costly",
 ]
@@ -271,3 +272,29 @@ def refund(decision: Decision, amount: int, top: int, now_us: int | None = None)
     args.append(month_number(decision.at_us))
     reply = yield Eval(RATE_REFUND, decision.keys, tuple(args))
     return min(int(units) for units in reply)
+
+
+def rate_limit_headers(decision: Decision) -> dict[str, str]:
+    """HTTP headers for a decision: IETF ``RateLimit-Policy``/``RateLimit``, the legacy
+    ``X-RateLimit-Limit/-Remaining/-Reset`` (epoch seconds, by Redis' clock) and, when denied,
+    ``Retry-After``. A degraded decision (Redis unavailable) gets none: nothing was counted.
+    """
+    if decision.degraded:
+        return {}
+    headers: dict[str, str] = {}
+    states = decision.states
+    if states:
+        headers["RateLimit-Policy"] = ", ".join(
+            f'"{state.limit.tag}";q={state.limit.limit};w={state.limit.policy_seconds}'
+            for state in states
+        )
+        binding = states[decision.binding]
+        wait = decision.reset_after if decision.allowed else decision.retry_after
+        headers["RateLimit"] = f'"{binding.limit.tag}";r={decision.remaining};t={math.ceil(wait)}'
+    headers["X-RateLimit-Limit"] = str(decision.limit)
+    headers["X-RateLimit-Remaining"] = str(decision.remaining if decision.allowed else 0)
+    if decision.at is not None:
+        headers["X-RateLimit-Reset"] = str(math.ceil(decision.at + decision.reset_after))
+    if not decision.allowed and math.isfinite(decision.retry_after):
+        headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
+    return headers
