@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from arketic_cache import BackendResponseError
 from arketic_cache._core import _cache as flows
-from arketic_cache._core._effects import Batch, Command, Eval
+from arketic_cache._core._effects import Batch, Command, Eval, Flow
 from arketic_cache._lua import INCREMENT_WITH_TTL, UNLINK_IF_EQUAL
 
 from ..helpers import drive, step
@@ -55,6 +56,68 @@ class TestGetFlows:
         with pytest.raises(StopIteration) as stop:
             flow.send(replies)
         assert stop.value.value == {"{x}1": 1, "{y}1": 2, "{x}2": 3}
+
+
+class TestMissesAndEdges:
+    """Replies a cache flow must read as a miss, a failure or an empty answer."""
+
+    def test_none_reply_is_a_miss_without_more_io(self) -> None:
+        """GET answering None is a miss; nothing else is sent."""
+        stats = flows.CacheStats()
+        effects, result = step(flows.get("k", stats), [None])
+        assert (effects, result) == ([Command(("GET", "k"))], None)
+        assert (stats.hits, stats.misses, stats.decode_errors) == (0, 1, 0)
+
+    @pytest.mark.parametrize("raw", ["{", "not json", '{"a":1} trailing', "\udc80"])
+    def test_undecodable_value_is_a_miss_and_dropped(self, raw: str) -> None:
+        """A stored value that fails to decode is dropped only if unchanged, and misses."""
+        stats = flows.CacheStats()
+        effects, result = step(flows.get("k", stats), [raw, 0])
+        assert effects == [Command(("GET", "k")), Eval(UNLINK_IF_EQUAL, ("k",), (raw,))]
+        assert result is None
+        assert (stats.misses, stats.decode_errors) == (1, 1)
+
+    def test_get_many_drops_the_corrupt_and_keeps_the_rest(self) -> None:
+        """In one MGET: a hit, a miss and a corrupt entry (dropped, a miss)."""
+        stats = flows.CacheStats()
+        flow = flows.get_many(["p:a", "p:b", "p:c"], ["a", "b", "c"], stats, cluster=False)
+        effects, result = step(flow, [["1", None, "{"], 1])
+        assert effects == [
+            Command(("MGET", "p:a", "p:b", "p:c")),
+            Eval(UNLINK_IF_EQUAL, ("p:c",), ("{",)),
+        ]
+        assert result == {"a": 1}
+        assert (stats.hits, stats.misses, stats.decode_errors) == (1, 2, 1)
+
+    def test_get_many_of_nothing_sends_nothing(self) -> None:
+        """No keys, no round trip."""
+        assert step(flows.get_many([], [], flows.CacheStats(), cluster=False), []) == ([], {})
+
+    @pytest.mark.parametrize(
+        ("flow", "command"),
+        [
+            (lambda: flows.delete("k"), ("UNLINK", "k")),
+            (lambda: flows.exists("k"), ("EXISTS", "k")),
+            (lambda: flows.expire("k", 5), ("EXPIRE", "k", 5)),
+            (lambda: flows.set_value("k", b"1", 5), ("SET", "k", b"1", "EX", 5)),
+        ],
+        ids=["delete", "exists", "expire", "set"],
+    )
+    @pytest.mark.parametrize(("reply", "expected"), [(1, True), (0, False), (None, False)])
+    def test_single_command_answers(
+        self, flow: Callable[[], Flow[bool]], command: tuple[Any, ...], reply: Any, expected: bool
+    ) -> None:
+        """One command each; 0 or None (nothing there, not set) reads as False."""
+        effects, result = step(flow(), [reply])
+        assert (effects, result) == ([Command(command)], expected)
+
+    def test_info_reply(self) -> None:
+        """An INFO reply fills the spec's fields and the hit rate; client counters ride along."""
+        info = {"used_memory": 5, "keyspace_hits": 1, "keyspace_misses": 3, "aof_enabled": 0}
+        effects, report = step(flows.server_info(lambda: {"hits": 2}), [info])
+        assert effects == [Command(("INFO",), errors_as_reply=True)]
+        assert (report["used_memory"], report["hit_rate"]) == (5, 0.25)
+        assert (report["persistence"], report["client"]) == ("none observed", {"hits": 2})
 
 
 class TestWriteFlows:
