@@ -20,12 +20,12 @@ from typing import Any, NamedTuple
 
 from . import _connection
 from ._cached_steps import Block, Compute, Join, NewSignal, Plan, Run, Spawn, Step, Wait
+from ._codec import EnvelopeCodec
 from ._core._cache import CacheStats
 from ._core._cached import (
     CallKeyer,
     Claim,
     Entry,
-    EnvelopeCodec,
     call_key,
     claim_lease,
     freshness,

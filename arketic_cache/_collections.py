@@ -14,10 +14,10 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel
 
 from . import _connection
+from ._codec import ModelCodec, ValueCodec
 from ._core import _cache as flows
 from ._core import _repository as repo_flows
 from ._core._effects import Flow
-from ._core._records import ModelCodec, ValueCodec
 from ._exceptions import InvalidInputError
 from ._keys import KeySchema, ListKey, SetKey, SortedSetKey, StreamKey
 from ._repository import Repository

@@ -19,10 +19,10 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from pydantic import BaseModel
 
 from . import _connection
+from ._codec import ModelCodec, ValueCodec
 from ._core import _cache as flows
 from ._core import _repository as repo_flows
 from ._core._effects import Flow
-from ._core._records import ModelCodec, ValueCodec
 from ._core._validate import check_ttl
 from ._exceptions import ConfigurationError, InvalidInputError
 from ._keys import HashKey, KeySchema, StringKey

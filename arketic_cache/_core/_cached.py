@@ -18,9 +18,10 @@ from collections.abc import Callable, Collection, Mapping
 from json.encoder import encode_basestring_ascii
 from typing import Any, NamedTuple, cast, get_type_hints
 
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import ValidationError
 
-from .._exceptions import BackendError, ConfigurationError, InvalidInputError, SerializationError
+from .._codec import EnvelopeCodec
+from .._exceptions import BackendError, ConfigurationError, InvalidInputError
 from .._keys import KeySchema, escape_part, stable_hash
 from .._lua import RELEASE_LEASE, STORE_AND_ANNOUNCE, UNLINK_AND_ANNOUNCE
 from ._cache import CacheStats, drop_corrupt
@@ -31,8 +32,6 @@ __all__ = [
     "CallKeyer",
     "Claim",
     "Entry",
-    "Envelope",
-    "EnvelopeCodec",
     "call_key",
     "claim_lease",
     "early_refresh_due",
@@ -156,56 +155,12 @@ def static_prefix(schema: type[KeySchema]) -> str:
     return schema._format.split("{", 1)[0]
 
 
-class Envelope(NamedTuple):
-    """A decoded L2 entry."""
-
-    value: Any
-    compute_seconds: float
-
-
 class Entry(NamedTuple):
     """An L2 entry as read: the envelope and the key's remaining TTL as Redis reported it."""
 
     value: Any
     compute_seconds: float
     remaining: float  # seconds until Redis expires the key (inf: no TTL)
-
-
-class EnvelopeCodec:
-    """Encode and validate envelopes for one return type."""
-
-    __slots__ = ("_model", "max_bytes")
-
-    def __init__(self, value_type: Any, max_bytes: int) -> None:
-        try:
-            # ``x`` (a writer's wall-clock expiry) was written by earlier versions: accepted,
-            # never trusted.
-            self._model: type[BaseModel] = create_model(
-                "CachedEnvelope", v=(value_type, ...), d=(float, 0.0), x=(float | None, None)
-            )
-        except Exception as exc:  # pydantic cannot build a schema for the return type
-            raise ConfigurationError(f"cannot cache a {value_type!r} as JSON: {exc}") from None
-        self.max_bytes = max_bytes
-
-    def encode(self, value: Any, compute_seconds: float) -> bytes:
-        """The envelope's JSON.
-
-        Raises:
-            SerializationError: the value has no JSON form of the declared type, or is too large.
-        """
-        entry = self._model.model_construct(v=value, d=compute_seconds)
-        try:
-            data = entry.__pydantic_serializer__.to_json(entry, warnings="error", exclude={"x"})
-        except Exception as exc:
-            raise SerializationError(f"cannot store a {type(value).__name__}: {exc}") from exc
-        if len(data) > self.max_bytes:
-            raise SerializationError(f"value is {len(data)} bytes, over {self.max_bytes}")
-        return data
-
-    def decode(self, raw: str | bytes) -> Envelope:
-        """Validate an envelope; raises ``ValueError`` on anything else."""
-        entry: Any = self._model.model_validate_json(raw)
-        return Envelope(entry.v, entry.d)
 
 
 def remaining_seconds(pttl: Any) -> float:

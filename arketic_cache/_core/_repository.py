@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from .._codec import ModelCodec, ValueCodec
 from .._exceptions import SerializationError
 from .._lua import HASH_UPDATE
 from ._cache import CacheStats
 from ._effects import Arg, Batch, Command, Eval, Flow
-from ._records import ModelCodec, ValueCodec
 
 __all__ = [
     "hash_get",

@@ -121,9 +121,17 @@ def imported_modules(path: Path) -> set[str]:
 class TestSourceRules:
     """Architecture and security rules, checked on the source."""
 
-    @pytest.mark.parametrize("path", sorted((PACKAGE / "_core").glob("*.py")), ids=str)
+    @pytest.mark.parametrize(
+        "path",
+        [
+            *sorted((PACKAGE / "_core").glob("*.py")),
+            *(PACKAGE / name for name in ("_codec.py", "_keys.py", "_ttl.py", "_exceptions.py")),
+        ],
+        ids=str,
+    )
     def test_core_is_pure(self, path: Path) -> None:
-        """The core imports no I/O, concurrency or clock module."""
+        """The core, and what it builds on (codecs, keys, TTLs, errors), import no I/O,
+        concurrency or clock module."""
         assert not imported_modules(path) & {"redis", "asyncio", "threading", "time", "socket"}
 
     def test_redis_imported_only_by_drivers(self) -> None:

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from arketic_cache import RedisConnection, cached
-from arketic_cache._core._cached import Envelope, EnvelopeCodec
+from arketic_cache._codec import Envelope, EnvelopeCodec
 from arketic_cache.testing import RedisServer
 
 pytestmark = pytest.mark.redis

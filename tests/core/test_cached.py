@@ -17,14 +17,13 @@ from arketic_cache import (
     StringKey,
 )
 from arketic_cache._cached import _KEYS
+from arketic_cache._codec import Envelope, EnvelopeCodec
 from arketic_cache._core._cache import CacheStats
 from arketic_cache._core._cached import (
     KW,
     CallKeyer,
     Claim,
     Entry,
-    Envelope,
-    EnvelopeCodec,
     call_key,
     claim_lease,
     early_refresh_due,

@@ -10,10 +10,10 @@ import pydantic
 import pytest
 
 from arketic_cache import SerializationError
+from arketic_cache._codec import ModelCodec, ValueCodec
 from arketic_cache._core import _repository as flows
 from arketic_cache._core._cache import CacheStats
 from arketic_cache._core._effects import Batch, Command, Eval
-from arketic_cache._core._records import ModelCodec, ValueCodec
 from arketic_cache._lua import HASH_UPDATE
 
 from ..helpers import step
