@@ -1,8 +1,9 @@
-"""The two drivers: the only code that sends effects to Redis.
+"""The two drivers: the only code that runs flows against Redis, and their failure policy.
 
 A driver runs a flow, maps redis-py exceptions to ours (here and nowhere else), feeds the
 circuit breaker, counts and logs failures once per burst, and either returns the caller's
-fallback (the spec's degraded answer) or, in strict mode, raises.
+fallback (the spec's degraded answer) or, in strict mode, raises. The sockets themselves
+(connections, readiness checks, RESP) are ``_wire.py``'s.
 """
 
 from __future__ import annotations
@@ -11,25 +12,19 @@ import asyncio
 import logging
 import os
 import queue
-import select
-import socket
 import weakref
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeAlias, TypeVar
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
-from redis._parsers.socket import SocketBuffer
 from redis.exceptions import (
     MaxConnectionsError,
-    NoScriptError,
     RedisClusterException,
     ResponseError,
 )
 
 from ._breaker import CircuitBreaker
-from ._core._effects import Arg, Batch, Command, Effect, Eval, Flow
-from ._core._resp import pack_all
+from ._core._effects import Batch, Effect, Flow
 from ._exceptions import (
     BackendError,
     BackendResponseError,
@@ -38,40 +33,21 @@ from ._exceptions import (
     CircuitOpen,
     PoolExhausted,
 )
+from ._wire import (
+    AsyncConnection,
+    Callbacks,
+    SyncConnection,
+    aexecute,
+    aready,
+    execute,
+    new_connection,
+    ready,
+    tolerates,
+)
 
 __all__ = ["AsyncDriver", "BackendState", "SyncDriver", "map_error"]
 
 T = TypeVar("T")
-#: redis-py's reply parsers by command name (a case-insensitive dict of plain functions).
-Callbacks: TypeAlias = Mapping[Any, Callable[[Any], Any]]
-
-
-class SyncConnection(Protocol):
-    """What the sync driver uses of a redis-py connection."""
-
-    def can_read(self, timeout: float = 0) -> bool: ...
-    def connect(self) -> None: ...
-    def disconnect(self, *args: Any, **kwargs: Any) -> None: ...
-    def pack_commands(self, commands: Any) -> list[bytes]: ...
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None: ...
-    def read_response(self) -> Any: ...
-
-
-class AsyncConnection(Protocol):
-    """What the asyncio driver uses of a redis-py connection."""
-
-    async def can_read(self) -> bool: ...
-    async def connect(self) -> None: ...
-    async def disconnect(self, nowait: bool = False) -> None: ...
-    def pack_commands(self, commands: Any) -> list[bytes]: ...
-    async def send_packed_command(self, command: Any, check_health: bool = True) -> None: ...
-    async def check_health(self) -> None: ...
-    async def read_response(self) -> Any: ...
-
-    socket_timeout: float | None
-
-    @property
-    def is_connected(self) -> bool: ...
 
 
 logger = logging.getLogger("arketic_cache")
@@ -236,63 +212,6 @@ class _Driver:
                 logger.info("Redis calls succeed again")
 
 
-def _tolerates(effect: Effect) -> bool:
-    return type(effect) is Command and effect.errors_as_reply
-
-
-def _wire(effect: Effect) -> list[tuple[Arg, ...]]:
-    """The commands an effect sends, in order (a script goes by SHA)."""
-    if type(effect) is Command:
-        return [effect.args]
-    if type(effect) is Eval:
-        keys = effect.keys
-        return [("EVALSHA", effect.script.sha, len(keys), *keys, *effect.args)]
-    assert type(effect) is Batch
-    commands = [command.args for command in effect.commands]
-    return [("MULTI",), *commands, ("EXEC",)] if effect.transaction else commands
-
-
-def _eval_wire(effect: Eval) -> list[tuple[Arg, ...]]:
-    keys = effect.keys
-    return [("EVAL", effect.script.text, len(keys), *keys, *effect.args)]
-
-
-def _parsed(args: tuple[Arg, ...], reply: Any, callbacks: Callbacks) -> Any:
-    if isinstance(reply, ResponseError):
-        raise reply
-    name = args[0]
-    return callbacks[name](reply) if name in callbacks else reply
-
-
-def _result(effect: Effect, replies: list[Any], callbacks: Callbacks) -> Any:
-    """An effect's reply from what its commands answered, parsed as redis-py parses it.
-
-    Error replies arrive as ``ResponseError`` objects (every reply is read first, so the
-    connection stays in step) and the first one is raised, as redis-py's pipelines do.
-    """
-    if type(effect) is Command:
-        return _parsed(effect.args, replies[0], callbacks)
-    if type(effect) is Eval:
-        if isinstance(replies[0], ResponseError):
-            raise replies[0]
-        return replies[0]
-    assert type(effect) is Batch
-    results = replies
-    if effect.transaction:
-        for reply in replies[:-1]:  # MULTI's OK, then QUEUED or why a command was refused
-            if isinstance(reply, ResponseError):
-                raise reply
-        results = replies[-1]
-        if isinstance(results, ResponseError):
-            raise results
-    return [
-        reply  # mapped by the driver (``_tolerate_all``), handed to the flow
-        if command.errors_as_reply and isinstance(reply, ResponseError)
-        else _parsed(command.args, reply, callbacks)
-        for command, reply in zip(effect.commands, results, strict=True)
-    ]
-
-
 class SyncDriver(_Driver):
     """Run flows on a blocking redis-py client.
 
@@ -345,7 +264,7 @@ class SyncDriver(_Driver):
         try:
             conn = idle.pop()
         except IndexError:
-            conn = self._pool.connection_class(**self._pool.connection_kwargs)
+            conn = new_connection(self._pool)
             self._made.append(conn)
         try:
             return self._drive(conn, flow, fallback, strict)
@@ -360,12 +279,12 @@ class SyncDriver(_Driver):
             while True:
                 effect = flow.send(reply)
                 if not checked:
-                    _ready(conn)
+                    ready(conn)
                     checked = True
                 try:
                     reply = self._execute(conn, effect)
                 except REDIS_ERRORS as exc:
-                    if not _tolerates(effect):
+                    if not tolerates(effect):
                         raise
                     reply = self._tolerated(exc)
         except StopIteration as stop:
@@ -376,69 +295,7 @@ class SyncDriver(_Driver):
             return self._failed(exc, fallback, strict)
 
     def _execute(self, conn: SyncConnection, effect: Effect) -> Any:
-        try:
-            reply = _result(effect, _exchange(conn, _wire(effect)), self._callbacks)
-            return self._tolerate_all(effect, reply)
-        except NoScriptError:
-            if type(effect) is not Eval:
-                raise
-            return _result(effect, _exchange(conn, _eval_wire(effect)), self._callbacks)
-
-
-_POLL = getattr(select, "poll", None)
-
-
-def _idle_data(conn: SyncConnection) -> bool:
-    """Whether an idle connection has anything to read (a stray reply, or the server's EOF).
-
-    On a plain socket with redis-py's own parser this is one poll; redis-py's ``can_read``
-    switches the socket's timeout twice around a recv (three system calls per request).
-    Anything else (TLS, hiredis, not yet connected, fakeredis, no poll) asks ``can_read``.
-    """
-    sock = getattr(conn, "_sock", None)
-    buffer = getattr(getattr(conn, "_parser", None), "_buffer", None)
-    if type(sock) is not socket.socket or type(buffer) is not SocketBuffer or _POLL is None:
-        return conn.can_read()  # connects first if needed
-    if buffer.unread_bytes():
-        return True
-    poller = _POLL()
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(0))
-
-
-def _ready(conn: SyncConnection) -> None:
-    """Connect if needed; replace a socket the server closed while it sat idle.
-
-    Only a socket that was already open is retried: a connect that fails or times out is
-    not tried twice, so a call to a frozen server waits one timeout, not two.
-    """
-    if getattr(conn, "_sock", None) is None:
-        conn.connect()
-        return
-    try:
-        stale = _idle_data(conn)
-    except (redis.ConnectionError, redis.TimeoutError, OSError):
-        stale = True
-    if stale:
-        conn.disconnect()
-        conn.connect()
-
-
-def _exchange(conn: SyncConnection, wire: list[tuple[Arg, ...]]) -> list[Any]:
-    """Send the commands in one write and read every reply (error replies as objects).
-
-    A transport error or an interruption disconnects the connection (redis-py does this
-    inside send and read), so no reply is ever left behind for the next caller.
-    """
-    packed = pack_all(wire)
-    conn.send_packed_command(conn.pack_commands(wire) if packed is None else [packed])
-    replies: list[Any] = []
-    for _ in wire:
-        try:
-            replies.append(conn.read_response())
-        except ResponseError as error:
-            replies.append(error)
-    return replies
+        return self._tolerate_all(effect, execute(conn, effect, self._callbacks))
 
 
 class AsyncDriver(_Driver):
@@ -504,7 +361,7 @@ class AsyncDriver(_Driver):
         if idle:
             conn = idle.pop()
         else:
-            conn = self._pool.connection_class(**self._pool.connection_kwargs)
+            conn = new_connection(self._pool)
             self._made.append(conn)
         try:
             return await self._drive(conn, flow, fallback, strict)
@@ -519,12 +376,12 @@ class AsyncDriver(_Driver):
             while True:
                 effect = flow.send(reply)
                 if not checked:
-                    await _aready(conn)
+                    await aready(conn)
                     checked = True
                 try:
                     reply = await self._execute(conn, effect)
                 except REDIS_ERRORS as exc:
-                    if not _tolerates(effect):
+                    if not tolerates(effect):
                         raise
                     reply = self._tolerated(exc)
         except StopIteration as stop:
@@ -535,69 +392,4 @@ class AsyncDriver(_Driver):
             return self._failed(exc, fallback, strict)
 
     async def _execute(self, conn: AsyncConnection, effect: Effect) -> Any:
-        try:
-            reply = _result(effect, await _aexchange(conn, _wire(effect)), self._callbacks)
-            return self._tolerate_all(effect, reply)
-        except NoScriptError:
-            if type(effect) is not Eval:
-                raise
-            return _result(effect, await _aexchange(conn, _eval_wire(effect)), self._callbacks)
-
-
-async def _aready(conn: AsyncConnection) -> None:
-    """As ``_ready``, for an asyncio connection."""
-    if not conn.is_connected:
-        await conn.connect()
-        return
-    try:
-        stale = await conn.can_read()
-    except (redis.ConnectionError, redis.TimeoutError, OSError):
-        stale = True
-    if stale:
-        await conn.disconnect()
-        await conn.connect()
-
-
-async def _asend(conn: AsyncConnection, packed: bytes) -> None:
-    """Write a request on a connected socket.
-
-    redis-py wraps every write in ``asyncio.wait_for`` (a new task, +15% on a round trip)
-    although a small write only lands in the transport's buffer. This waits, within the
-    socket timeout, only when the buffer is full; the read that follows has its own timeout.
-    """
-    await conn.check_health()  # may reconnect: read the writer after it
-    writer = getattr(conn, "_writer", None)
-    if type(writer) is not asyncio.StreamWriter:  # not a socket (fakeredis): redis-py's path
-        await conn.send_packed_command([packed], check_health=False)
-        return
-    writer.write(packed)
-    if not writer.transport.get_write_buffer_size():
-        return
-    try:
-        await asyncio.wait_for(writer.drain(), conn.socket_timeout)
-    except BaseException as exc:
-        # Part of the request is still buffered: drop it with the socket (a plain close
-        # would wait to flush it), so no half command ever reaches the server or is reused.
-        writer.transport.abort()
-        await conn.disconnect(nowait=True)
-        if isinstance(exc, TimeoutError):
-            raise redis.TimeoutError("Timeout writing to socket") from None
-        if isinstance(exc, OSError):
-            raise redis.ConnectionError(f"Error while writing to socket: {exc}") from None
-        raise
-
-
-async def _aexchange(conn: AsyncConnection, wire: list[tuple[Arg, ...]]) -> list[Any]:
-    """As ``_exchange``; a cancelled read disconnects too."""
-    packed = pack_all(wire)
-    if packed is None:
-        await conn.send_packed_command(conn.pack_commands(wire))
-    else:
-        await _asend(conn, packed)
-    replies: list[Any] = []
-    for _ in wire:
-        try:
-            replies.append(await conn.read_response())
-        except ResponseError as error:
-            replies.append(error)
-    return replies
+        return self._tolerate_all(effect, await aexecute(conn, effect, self._callbacks))

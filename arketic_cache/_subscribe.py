@@ -60,6 +60,7 @@ from ._core._subscribe import (
     handshake,
     reconnect_delay,
 )
+from ._wire import akeep_push_frames, aread_frame, keep_push_frames, read_frame
 
 __all__ = ["Listener", "SubscriberTask", "SubscriberThread"]
 
@@ -84,14 +85,6 @@ class Listener(Protocol):
 
 class Frozen(Exception):
     """A PING was not answered within the deadline."""
-
-
-def _keep_push(frame: Any) -> Any:
-    return frame
-
-
-async def _akeep_push(frame: Any) -> Any:
-    return frame
 
 
 class _Subscriber:
@@ -310,7 +303,7 @@ class SubscriberThread(_Subscriber):
     def _perform(self, step: Step, held: list[Any]) -> Any:
         match step:
             case Read(conn, seconds):
-                return _read(conn) if conn.can_read(timeout=seconds) else NOTHING
+                return read_frame(conn) if conn.can_read(timeout=seconds) else NOTHING
             case Write(conn, args):
                 conn.send_command(*args, check_health=False)
             case Connect():
@@ -318,7 +311,7 @@ class SubscriberThread(_Subscriber):
                 held.append(conn)
                 conn.connect()
                 if self.resp3:
-                    conn._parser.set_invalidation_push_handler(_keep_push)
+                    keep_push_frames(conn)
                 return conn
             case Close(conn):
                 held.remove(conn)
@@ -330,13 +323,6 @@ class SubscriberThread(_Subscriber):
                 assert self._stop is not None
                 self._stop.wait(seconds)
         return None
-
-
-def _read(conn: Any) -> Any:
-    try:
-        return conn.read_response(push_request=True)
-    except redis.ResponseError as error:  # an error reply: an answer like any other
-        return error
 
 
 def _close(conn: Any) -> None:
@@ -394,7 +380,7 @@ class SubscriberTask(_Subscriber):
     async def _perform(self, step: Step, held: list[Any]) -> Any:
         match step:
             case Read(conn, seconds):
-                return await _aread(conn, seconds)
+                return await aread_frame(conn, seconds)
             case Write(conn, args):
                 await conn.send_command(*args, check_health=False)
             case Connect():
@@ -402,7 +388,7 @@ class SubscriberTask(_Subscriber):
                 held.append(conn)
                 await conn.connect()
                 if self.resp3:
-                    conn._parser.set_invalidation_push_handler(_akeep_push)
+                    akeep_push_frames(conn)
                 return conn
             case Close(conn):
                 held.remove(conn)
@@ -415,15 +401,6 @@ class SubscriberTask(_Subscriber):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), seconds)
         return None
-
-
-async def _aread(conn: Any, seconds: float) -> Any:
-    """One frame, or ``NOTHING`` when none arrived within ``seconds``."""
-    try:
-        frame = await conn.read_response(timeout=seconds, push_request=True)
-    except redis.ResponseError as error:
-        return error
-    return NOTHING if frame is None else frame
 
 
 async def _aclose(conn: Any) -> None:
