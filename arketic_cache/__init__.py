@@ -40,16 +40,6 @@ from ._catalogue import (
     UserPreferencesKey,
     UserProfileKey,
 )
-from ._collections import (
-    ListRepository,
-    SetRepository,
-    SortedSetRepository,
-    StreamRepository,
-    SyncListRepository,
-    SyncSetRepository,
-    SyncSortedSetRepository,
-    SyncStreamRepository,
-)
 from ._connection import (
     RedisConnection,
     close_redis,
@@ -90,11 +80,19 @@ from ._keys import (
 )
 from ._rate_limited import rate_limited
 from ._ratelimit import RedisRateLimiter, SyncRedisRateLimiter
-from ._repository import (
+from ._repositories import (
     HashRepository,
+    ListRepository,
     Repository,
+    SetRepository,
+    SortedSetRepository,
+    StreamRepository,
     StringRepository,
     SyncHashRepository,
+    SyncListRepository,
+    SyncSetRepository,
+    SyncSortedSetRepository,
+    SyncStreamRepository,
     SyncStringRepository,
 )
 from ._session import RedisSessionManager, SyncRedisSessionManager

@@ -12,13 +12,12 @@ from pydantic import BaseModel
 from ._cache import RedisCache
 from ._cached import cached
 from ._catalogue import ChatMessagesKey, KBSearchKey, RateLimitApiKey, UserPermissionsKey
-from ._collections import ListRepository, SetRepository
 from ._connection import RedisConnection, close_redis, init_redis
 from ._core._ratelimit import Limit, rate_limit_headers
 from ._core._session import SessionData
 from ._keys import HashKey, StringKey, stable_hash
 from ._ratelimit import RedisRateLimiter
-from ._repository import HashRepository, StringRepository
+from ._repositories import HashRepository, ListRepository, SetRepository, StringRepository
 from ._session import RedisSessionManager
 from ._ttl import TTL
 
