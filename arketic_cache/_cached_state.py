@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Generator
 from typing import Any, NamedTuple
 
 from . import _connection
-from ._cached_steps import Block, Compute, Join, NewSignal, Plan, Run, Spawn, Step, Wait
+from ._cached_steps import Block, Call, Compute, Join, NewSignal, Plan, Run, Spawn, Step, Wait
 from ._codec import EnvelopeCodec
 from ._core._cache import CacheStats
 from ._core._cached import (
@@ -54,17 +54,6 @@ FAILED = object()  # an L2 read that failed (counted as an error, treated as a m
 #: Extra wait past a holder's lease before trying to take it over.
 LEASE_GRACE = 0.05
 MAX_LEASE_ROUNDS = 8
-
-
-class Call(NamedTuple):
-    """One call past the hot path: its arguments, L1 key (or None), Redis key, and the L1
-    version seen before anything was read."""
-
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    key: Any
-    l2_key: str
-    seen: int
 
 
 class CacheInfo(NamedTuple):

@@ -1,5 +1,5 @@
-"""The steps a ``@cached`` plan yields (plain data); the interpreters in ``_cached.py`` carry
-them out, each flavour with its own primitives."""
+"""The steps a ``@cached`` plan yields (plain data), and the call they are about; the
+interpreters in ``_cached.py`` carry them out, each flavour with its own primitives."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, NamedTuple, TypeAlias
 from . import _connection
 from ._core._effects import Flow
 
-__all__ = ["Block", "Compute", "Join", "NewSignal", "Plan", "Run", "Spawn", "Step", "Wait"]
+__all__ = ["Block", "Call", "Compute", "Join", "NewSignal", "Plan", "Run", "Spawn", "Step", "Wait"]
 
 
 class Run(NamedTuple):
@@ -61,3 +61,14 @@ class Wait(NamedTuple):
 
 Step: TypeAlias = Run | Compute | Join | Spawn | Block | NewSignal | Wait
 Plan: TypeAlias = Generator[Step, Any, Any]
+
+
+class Call(NamedTuple):
+    """One call past the hot path: its arguments, L1 key (or None), Redis key, and the L1
+    version seen before anything was read."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    key: Any
+    l2_key: str
+    seen: int
