@@ -64,6 +64,7 @@ class BackendState:
         "breaker",
         "errors",
         "failing",
+        "last_failure",
         "pool_exhausted",
         "pool_size",
         "pool_timeout",
@@ -87,6 +88,8 @@ class BackendState:
         self.short_circuits = 0
         self.pool_exhausted = 0
         self.failing = False
+        #: The last transport failure: what a ``CircuitOpen`` reports as its cause.
+        self.last_failure: BackendError | None = None
 
     def redact(self, text: str) -> str:
         """Remove every known secret from ``text``."""
@@ -151,6 +154,7 @@ class _Driver:
             state.pool_exhausted += 1  # busy, not broken: the breaker is not told
         else:
             opened = state.breaker.record_failure()
+            state.last_failure = error
         self._count(error, opened)
         return error
 
@@ -200,7 +204,9 @@ class _Driver:
     def _short_circuit(self, fallback: T, strict: bool) -> T:
         self.state.short_circuits += 1
         if strict:
-            raise CircuitOpen("circuit breaker open after repeated Redis failures")
+            cause = self.state.last_failure
+            why = f"; the last: {cause}" if cause is not None else ""
+            raise CircuitOpen(f"circuit breaker open after repeated Redis failures{why}") from cause
         return fallback
 
     def _succeeded(self) -> None:

@@ -1,4 +1,4 @@
-"""The circuit breaker, alone and behind both drivers on the embedded backend."""
+"""The circuit breaker, alone, behind both drivers on the embedded backend, and on a real server."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from arketic_cache import (
 )
 from arketic_cache._breaker import CircuitBreaker
 from arketic_cache._connection import _memory_server
+from arketic_cache.testing import RedisServer
 
 from ..helpers import Bridge, ManualClock
 
@@ -230,3 +231,31 @@ class TestPoolExhaustion:
             release()
             assert cache.get("k") == 1
             runner.run(conn.aclose())
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("flavor", ["sync", "async"])
+def test_circuit_open_keeps_the_failure_that_opened_it(
+    flavor: str, redis_server: RedisServer
+) -> None:
+    """A wrong password opens the breaker; CircuitOpen then says so, and chains it."""
+    conn = RedisConnection(url=f"redis://:wrong-password@127.0.0.1:{redis_server.port}/0")
+    try:
+        if flavor == "sync":
+            cache: Any = SyncRedisCache(connection=conn, strict=True)
+            call = cache.get
+        else:
+            acache = RedisCache(connection=conn, strict=True)
+
+            def call(key: str) -> Any:
+                return asyncio.run(acache.get(key))
+
+        for _ in range(conn.settings.breaker_threshold):
+            with pytest.raises(BackendUnavailable):
+                call("k")
+        with pytest.raises(CircuitOpen, match=r"(?i)password|auth") as opened:
+            call("k")
+        assert isinstance(opened.value.__cause__, BackendUnavailable)
+        assert "wrong-password" not in str(opened.value)
+    finally:
+        conn.close_sync()
