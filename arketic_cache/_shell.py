@@ -7,6 +7,9 @@ connection's sync or async driver together with the degraded answer for that cal
 
 from __future__ import annotations
 
+import sys
+import warnings
+from asyncio import _get_running_loop
 from typing import Any, TypeVar
 
 from . import _connection
@@ -17,6 +20,7 @@ from ._invalidation import coherence_mode
 __all__ = ["AsyncShell", "Shell", "SyncShell"]
 
 T = TypeVar("T")
+_PACKAGE = __name__.rpartition(".")[0] + "."
 
 
 class Shell:
@@ -92,7 +96,23 @@ class SyncShell(Shell):
     __slots__ = ()
 
     def _run(self, flow: Flow[T], fallback: T) -> T:
+        if _get_running_loop() is not None:
+            _warn_blocking(type(self).__name__)
         return self._bind().sync_driver.run(flow, fallback, self.strict)
+
+
+def _warn_blocking(cls: str) -> None:
+    """Warn, at the caller's line, that a sync twin runs inside an event loop."""
+    method = sys._getframe(2).f_code.co_name  # the public method that called _run
+    level, frame = 4, sys._getframe(3)  # stacklevel 4: the frame above the public method
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(_PACKAGE):
+        level, frame = level + 1, frame.f_back  # e.g. a @rate_limited wrapper: blame its caller
+    warnings.warn(
+        f"{cls}.{method} blocks the running event loop on every Redis call: "
+        f"await {cls.removeprefix('Sync')}.{method} instead",
+        RuntimeWarning,
+        stacklevel=level,
+    )
 
 
 class AsyncShell(Shell):
