@@ -8,13 +8,13 @@ only ``await`` differs. Without an explicit connection they use the process-wide
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Self
 
 from . import _connection
 from ._codec import encode
 from ._core import _cache as flows
 from ._core._validate import check_amount, check_key, check_pattern, check_ttl, escape_glob
-from ._exceptions import InvalidInputError
+from ._exceptions import ConfigurationError, InvalidInputError
 from ._shell import AsyncShell, Shell, SyncShell
 
 __all__ = ["RedisCache", "SyncRedisCache"]
@@ -40,10 +40,37 @@ class _CacheBase(Shell):
         raise ``BackendError`` instead of returning the spec's defaults.
 
         Raises:
-            InvalidInputError: ``default_ttl`` is not a positive int.
+            ConfigurationError: ``connection`` is not a RedisConnection (``from_url`` takes a
+                URL), ``default_ttl`` is not a positive int, or another argument is invalid.
         """
         super().__init__(connection, key_prefix=key_prefix, strict=strict)
-        self._default_ttl = None if default_ttl is None else check_ttl(default_ttl)
+        if default_ttl is not None and (type(default_ttl) is not int or default_ttl <= 0):
+            raise ConfigurationError(
+                f"{type(self).__name__}: default_ttl is a positive int of seconds or None, "
+                f"not {default_ttl!r}"
+            )
+        self._default_ttl = default_ttl
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        default_ttl: int | None = None,
+        key_prefix: str | None = None,
+        strict: bool = False,
+        **settings: Any,
+    ) -> Self:
+        """A cache on a new connection to ``url``; ``settings`` go to ``RedisConnection``.
+
+        The cache owns nothing the caller cannot reach: close the connection with
+        ``cache.connection.close_sync()`` or ``await cache.connection.aclose()``.
+
+        Raises:
+            ConfigurationError: an invalid URL, setting or argument.
+        """
+        conn = _connection.RedisConnection(url=url, **settings)
+        return cls(conn, default_ttl=default_ttl, key_prefix=key_prefix, strict=strict)
 
     @property
     def default_ttl(self) -> int:

@@ -28,6 +28,7 @@ from ._cached_state import CachedState, CacheInfo
 from ._cached_steps import Block, Compute, Join, NewSignal, Plan, Run, Spawn, Wait
 from ._keys import KeySchema
 from ._primitives import AsyncSignal, Signal, aspawn, spawn
+from ._shell import check_connection, check_flag
 from ._ttl import TTL
 
 __all__ = ["AsyncCached", "CacheInfo", "Cached", "CachedDecorator", "cached"]
@@ -365,6 +366,10 @@ def cached(
     Raises:
         ConfigurationError: an option or a key schema does not fit the function.
     """
+
+    check_connection(connection, "@cached")
+    for flag, value in (("l1", l1), ("l2", l2), ("cache_none", cache_none), ("lock", lock)):
+        check_flag("@cached", flag, value)
 
     def decorate(fn: Any) -> Any:
         inner = fn.__func__ if isinstance(fn, classmethod | staticmethod) else fn

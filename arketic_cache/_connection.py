@@ -22,7 +22,7 @@ from redis.retry import Retry
 from ._breaker import CircuitBreaker
 from ._core._effects import Command, Flow
 from ._drive import AsyncDriver, BackendState, SyncDriver
-from ._exceptions import BackendError, NotInitializedError
+from ._exceptions import BackendError, ConfigurationError, NotInitializedError
 from ._settings import RedisSettings
 
 __all__ = [
@@ -98,6 +98,12 @@ class RedisConnection:
         Raises:
             ConfigurationError: a setting is invalid.
         """
+        if settings is not None and not isinstance(settings, RedisSettings):
+            hint = " (a URL goes in url=...)" if isinstance(settings, str) else ""
+            raise ConfigurationError(
+                f"RedisConnection: settings is a RedisSettings or None, "
+                f"not a {type(settings).__name__}{hint}"
+            )
         if settings is None:
             settings = RedisSettings.create(**overrides)
         elif overrides:

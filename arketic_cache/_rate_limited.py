@@ -13,6 +13,7 @@ from ._core._ratelimit import Limit
 from ._exceptions import ConfigurationError, InvalidInputError, RateLimitExceeded
 from ._keys import KeySchema, escape_part
 from ._ratelimit import RedisRateLimiter, SyncRedisRateLimiter
+from ._shell import check_connection, check_flag
 
 __all__ = ["rate_limited"]
 
@@ -41,6 +42,8 @@ def rate_limited(
     Raises:
         ConfigurationError: a key schema needs a field the function lacks, or bad limits.
     """
+    check_connection(connection, "@rate_limited")
+    check_flag("@rate_limited", "fail_closed", fail_closed)
     try:
         limits = tuple(
             each if isinstance(each, Limit) else Limit(each, window) for each in (limit, *more)

@@ -16,9 +16,9 @@ from . import _connection
 from ._core._effects import Flow
 from ._core._ratelimit import Decision, Limit, Mode, Plan, decide, degraded, refund, too_costly
 from ._core._validate import check_key
-from ._exceptions import InvalidInputError
+from ._exceptions import ConfigurationError, InvalidInputError
 from ._keys import KeySchema
-from ._shell import AsyncShell, Shell, SyncShell
+from ._shell import AsyncShell, Shell, SyncShell, check_clock, check_flag, misplaced_str
 
 __all__ = ["RedisRateLimiter", "SyncRedisRateLimiter"]
 
@@ -61,12 +61,19 @@ class _LimiterBase(Shell):
         microseconds: a seam for tests, never for production.
 
         Raises:
-            InvalidInputError: a bad window or mode.
+            ConfigurationError: a bad window, mode, connection or flag.
         """
         super().__init__(connection, key_prefix=key_prefix, strict=strict)
-        Limit(1, window_size, mode)  # validates both
+        owner = type(self).__name__
+        if isinstance(window_size, str):
+            raise misplaced_str(owner, "window_size", "a number of seconds", window_size)
+        try:
+            Limit(1, window_size, mode)  # validates both
+        except InvalidInputError as exc:
+            raise ConfigurationError(f"{owner}(window_size=..., mode=...): {exc}") from None
+        check_clock(owner, clock)
         self.window_size = window_size
-        self.fail_closed = fail_closed
+        self.fail_closed = check_flag(owner, "fail_closed", fail_closed)
         self._mode = mode
         self._clock = clock
         self._plans: dict[tuple[int | Limit, ...], Plan] = {}

@@ -34,7 +34,7 @@ from ._core._session import (
     new_secret,
 )
 from ._exceptions import ConfigurationError, InvalidInputError
-from ._shell import AsyncShell, Shell, SyncShell
+from ._shell import AsyncShell, Shell, SyncShell, check_clock, check_flag, misplaced_str
 
 __all__ = ["RedisSessionManager", "SyncRedisSessionManager"]
 
@@ -114,6 +114,9 @@ class _SessionBase(Shell):
             ConfigurationError: a bad duration, size or id length.
         """
         super().__init__(connection, key_prefix=key_prefix, strict=strict)
+        if isinstance(ttl, str):
+            raise misplaced_str(type(self).__name__, "ttl", "a number of seconds", ttl)
+        check_clock(type(self).__name__, clock)
         self._ttl_ms = _ms("ttl", ttl)
         self._lifetime_ms = 0 if max_lifetime is None else _ms("max_lifetime", max_lifetime)
         self._refresh_ttl_ms = _ms("refresh_ttl", refresh_ttl)
@@ -126,7 +129,7 @@ class _SessionBase(Shell):
         self.ttl = ttl
         self.max_lifetime = max_lifetime
         self.refresh_ttl = refresh_ttl
-        self.sliding = sliding
+        self.sliding = check_flag(type(self).__name__, "sliding", sliding)
         self.max_data_bytes = max_data_bytes
         self.min_id_length = min_id_length
         self._clock = clock

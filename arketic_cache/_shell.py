@@ -15,9 +15,19 @@ from typing import Any, TypeVar
 from . import _connection
 from ._core._cache import CacheStats
 from ._core._effects import Flow
+from ._exceptions import ConfigurationError
 from ._invalidation import coherence_mode
+from ._settings import redact_url
 
-__all__ = ["AsyncShell", "Shell", "SyncShell"]
+__all__ = [
+    "AsyncShell",
+    "Shell",
+    "SyncShell",
+    "check_clock",
+    "check_connection",
+    "check_flag",
+    "misplaced_str",
+]
 
 T = TypeVar("T")
 _PACKAGE = __name__.rpartition(".")[0] + "."
@@ -35,9 +45,12 @@ class Shell:
         key_prefix: str | None,
         strict: bool,
     ) -> None:
-        self._connection = connection
+        owner = type(self).__name__
+        self._connection = check_connection(connection, owner)
+        if key_prefix is not None and type(key_prefix) is not str:
+            raise ConfigurationError(f"{owner}: key_prefix is a str or None, not {key_prefix!r}")
         self._key_prefix = key_prefix
-        self.strict = strict
+        self.strict = check_flag(owner, "strict", strict)
         self._stats = CacheStats()
         self._bound: _connection.RedisConnection | None = None
         self._prefix = ""
@@ -99,6 +112,45 @@ class SyncShell(Shell):
         if _get_running_loop() is not None:
             _warn_blocking(type(self).__name__)
         return self._bind().sync_driver.run(flow, fallback, self.strict)
+
+
+def check_connection(connection: Any, owner: str) -> _connection.RedisConnection | None:
+    """Return ``connection`` if it is a ``RedisConnection`` or None; name the mistake if not."""
+    if connection is None or isinstance(connection, _connection.RedisConnection):
+        return connection
+    if isinstance(connection, str):
+        url = redact_url(connection)
+        raise ConfigurationError(
+            f"{owner}: connection is a RedisConnection, not the str {url!r}: pass "
+            f"connection=RedisConnection(url=...)"
+            + (f" or use {owner}.from_url(...)" if owner.endswith("RedisCache") else "")
+        )
+    raise ConfigurationError(
+        f"{owner}: connection is a RedisConnection (or None for the init_redis() one), "
+        f"not a {type(connection).__name__}"
+    )
+
+
+def check_flag(owner: str, name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool (a truthy str such as "false" is a mistake)."""
+    if type(value) is not bool:
+        raise ConfigurationError(f"{owner}: {name} is True or False, not {value!r}")
+    return value
+
+
+def misplaced_str(owner: str, name: str, expected: str, value: str) -> ConfigurationError:
+    """The error for a str (often a URL) given where ``expected`` belongs; passwords masked."""
+    shown = redact_url(value) if "://" in value else value
+    return ConfigurationError(
+        f"{owner}: {name} is {expected}, not the str {shown!r} "
+        "(a URL goes in connection=RedisConnection(url=...))"
+    )
+
+
+def check_clock(owner: str, clock: Any) -> None:
+    """Refuse a ``clock`` seam that is neither None nor callable."""
+    if clock is not None and not callable(clock):
+        raise ConfigurationError(f"{owner}: clock is a function or None, not {clock!r}")
 
 
 def _warn_blocking(cls: str) -> None:

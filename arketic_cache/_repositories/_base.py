@@ -18,7 +18,7 @@ from .._codec import ValueCodec
 from .._core._validate import check_ttl
 from .._exceptions import ConfigurationError, InvalidInputError
 from .._keys import KeySchema
-from .._shell import Shell
+from .._shell import Shell, misplaced_str
 
 __all__ = ["INF", "MemberRepository", "Repository", "positive"]
 
@@ -45,6 +45,8 @@ class Repository(Shell, Generic[K]):
         key_prefix: str | None = None,
         strict: bool = False,
     ) -> None:
+        if isinstance(schema, str):
+            raise misplaced_str(type(self).__name__, "schema", f"a {self.kind.__name__}", schema)
         if not (isinstance(schema, type) and issubclass(schema, self.kind)):
             raise ConfigurationError(
                 f"{type(self).__name__} needs a {self.kind.__name__} schema, not {schema!r}"

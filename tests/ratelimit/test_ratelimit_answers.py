@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from arketic_cache import BackendUnavailable, InvalidInputError, Limit, rate_limit_headers
+from arketic_cache import (
+    BackendUnavailable,
+    ConfigurationError,
+    InvalidInputError,
+    Limit,
+    rate_limit_headers,
+)
 
 from ..helpers import Flavor
 from .helpers import SECOND, T0, FakeClock, limiter, no_io_limiter, us
@@ -129,14 +135,14 @@ class TestValidation:
         """A window is a number of seconds >= 0.001 or 'month'."""
         with pytest.raises(InvalidInputError, match="window"):
             Limit(5, bad)
-        with pytest.raises(InvalidInputError, match="window"):
+        with pytest.raises(ConfigurationError, match="window"):
             limiter(flavor, bad)
 
     def test_bad_mode(self, flavor: Flavor) -> None:
         """mode is 'auto', 'log' or 'buckets'."""
         with pytest.raises(InvalidInputError, match="mode"):
             Limit(5, 60, "exact")  # type: ignore[arg-type]
-        with pytest.raises(InvalidInputError, match="mode"):
+        with pytest.raises(ConfigurationError, match="mode"):
             limiter(flavor, mode="exact")
 
     @pytest.mark.parametrize("bad", BAD_COSTS, ids=repr)
