@@ -15,7 +15,7 @@ from typing import Any, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 
-from ._keys import HashKey, ListKey, SetKey, SortedSetKey, StringKey
+from ._keys import HashKey, ListKey, RateLimitKey, RedisType, SetKey, SortedSetKey, StringKey
 from ._ttl import TTL
 
 __all__ = [
@@ -165,8 +165,8 @@ class KBEmbeddingKey(StringKey[list[float]]):
     chunk: int
 
 
-# -- rate limits (sorted sets: one member per request, scored by time) ---------------------------
-class RateLimitApiKey(SortedSetKey[str]):
+# -- rate limits (owned by the limiter: an exact log is a sorted set, buckets and quotas a hash) ---
+class RateLimitApiKey(RateLimitKey):
     """``rate:api:{user_id}:{endpoint}``: per-user, per-endpoint limit."""
 
     template = "rate:api:{user_id}:{endpoint}"
@@ -175,7 +175,7 @@ class RateLimitApiKey(SortedSetKey[str]):
     endpoint: str
 
 
-class RateLimitApiGlobalKey(SortedSetKey[str]):
+class RateLimitApiGlobalKey(RateLimitKey):
     """``rate:api:global:{endpoint}``: global endpoint limit."""
 
     template = "rate:api:global:{endpoint}"
@@ -183,7 +183,7 @@ class RateLimitApiGlobalKey(SortedSetKey[str]):
     endpoint: str
 
 
-class RateLimitIpKey(SortedSetKey[str]):
+class RateLimitIpKey(RateLimitKey):
     """``rate:api:ip:{ip_address}``: per-IP limit."""
 
     template = "rate:api:ip:{ip_address}"
@@ -191,7 +191,7 @@ class RateLimitIpKey(SortedSetKey[str]):
     ip_address: str
 
 
-class RateLimitAIRequestsKey(SortedSetKey[str]):
+class RateLimitAIRequestsKey(RateLimitKey):
     """``rate:ai:{user_id}:requests``: AI request limit."""
 
     template = "rate:ai:{user_id}:requests"
@@ -199,23 +199,31 @@ class RateLimitAIRequestsKey(SortedSetKey[str]):
     user_id: Id
 
 
-class RateLimitAITokensKey(SortedSetKey[str]):
-    """``rate:ai:{user_id}:tokens``: AI token limit."""
+class RateLimitAITokensKey(RateLimitKey):
+    """``rate:ai:{user_id}:tokens``: AI token limit (a hash of sub-window token counts).
+
+    Token limits are costs far above an exact log's size, so the limiter keeps buckets.
+    """
 
     template = "rate:ai:{user_id}:tokens"
     ttl = TTL.RATE_LIMIT_WINDOW
+    redis_type = RedisType.HASH
     user_id: Id
 
 
-class RateLimitOrgMonthlyKey(SortedSetKey[str]):
-    """``rate:ai:{org_id}:monthly``: an organisation's monthly quota."""
+class RateLimitOrgMonthlyKey(RateLimitKey):
+    """``rate:ai:{org_id}:monthly``: an organisation's monthly quota (a hash: month, count).
+
+    Use it with ``quota()`` (or ``Limit.monthly``); the key lives until the month ends.
+    """
 
     template = "rate:ai:{org_id}:monthly"
     ttl = TTL.RATE_LIMIT_WINDOW
+    redis_type = RedisType.HASH
     org_id: Id
 
 
-class RateLimitUploadKey(SortedSetKey[str]):
+class RateLimitUploadKey(RateLimitKey):
     """``rate:upload:{user_id}``: file upload limit."""
 
     template = "rate:upload:{user_id}"
@@ -223,7 +231,7 @@ class RateLimitUploadKey(SortedSetKey[str]):
     user_id: Id
 
 
-class RateLimitDownloadKey(SortedSetKey[str]):
+class RateLimitDownloadKey(RateLimitKey):
     """``rate:download:{user_id}``: file download limit."""
 
     template = "rate:download:{user_id}"

@@ -43,6 +43,7 @@ __all__ = [
     "HashKey",
     "KeySchema",
     "ListKey",
+    "RateLimitKey",
     "RedisKey",
     "RedisType",
     "SetKey",
@@ -299,7 +300,8 @@ def _compile(cls: type[KeySchema]) -> None:
     name = cls.__name__
     if not hasattr(cls, "redis_type"):
         raise KeySchemaError(
-            f"{name}: derive from StringKey, HashKey, ListKey, SetKey, SortedSetKey or StreamKey"
+            f"{name}: derive from StringKey, HashKey, ListKey, SetKey, SortedSetKey, StreamKey "
+            "or RateLimitKey"
         )
     if not isinstance(cls.ttl, TTL):
         raise KeySchemaError(f"{name}: ttl must be a TTL member, not {cls.ttl!r}")
@@ -425,3 +427,19 @@ class StreamKey(_ValueTyped, Generic[M]):
     if TYPE_CHECKING:
 
         def _stream_value(self) -> M: ...
+
+
+class RateLimitKey(KeySchema):
+    """A key the rate limiter owns: the only schema ``RedisRateLimiter`` and ``@rate_limited`` take.
+
+    The limiter picks the storage from the limit: an exact log is a sorted set (``ZSET``, the
+    default here), sub-window buckets and monthly quotas are hashes; set ``redis_type`` to
+    ``RedisType.HASH`` for keys used with those. No repository reads these keys.
+    """
+
+    redis_type = RedisType.ZSET
+    value_type = None
+
+    if TYPE_CHECKING:
+
+        def _rate_limit_key(self) -> None: ...

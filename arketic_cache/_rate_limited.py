@@ -11,7 +11,7 @@ from . import _connection
 from ._core._cached import CallKeyer
 from ._core._ratelimit import Limit
 from ._exceptions import ConfigurationError, InvalidInputError, RateLimitExceeded
-from ._keys import KeySchema, escape_part
+from ._keys import KeySchema, RateLimitKey, escape_part
 from ._ratelimit import RedisRateLimiter, SyncRedisRateLimiter
 from ._shell import check_connection, check_flag
 
@@ -24,7 +24,7 @@ def rate_limited(
     limit: int | Limit,
     *more: Limit,
     window: float = 60,
-    key: type[KeySchema] | Callable[..., str | KeySchema] | str | None = None,
+    key: type[RateLimitKey] | Callable[..., str | RateLimitKey] | str | None = None,
     cost: int | Callable[..., int] = 1,
     connection: _connection.RedisConnection | None = None,
     fail_closed: bool = False,
@@ -32,9 +32,9 @@ def rate_limited(
     """Allow at most ``limit`` calls (or cost units) per trailing ``window`` seconds.
 
     The same decorator serves sync and async functions and keeps their signature. ``key``
-    names what is limited: a key schema whose fields are taken from the call's arguments,
-    a function of the arguments returning a key, or a fixed string; by default the function
-    itself (one limit for all its callers). ``cost`` is an int or a function of the
+    names what is limited: a ``RateLimitKey`` schema whose fields are taken from the call's
+    arguments, a function of the arguments returning a key, or a fixed string; by default the
+    function itself (one limit for all its callers). ``cost`` is an int or a function of the
     arguments. More limits (``Limit(10, 1), Limit(1000, 3600)``) are checked atomically with
     the first. A denied call raises ``RateLimitExceeded`` (with the ``Decision``) and the
     function does not run. On a Redis failure calls go through, unless ``fail_closed``.
@@ -55,7 +55,7 @@ def rate_limited(
         keyer = _keyer(fn, key)
         options: dict[str, Any] = {"connection": connection, "fail_closed": fail_closed}
 
-        def plan(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str | KeySchema, int]:
+        def plan(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str | RateLimitKey, int]:
             units = cost(*args, **kwargs) if callable(cost) else cost
             return keyer(args, kwargs), units
 
@@ -88,14 +88,19 @@ def rate_limited(
 
 
 def _keyer(
-    fn: Callable[..., Any], key: type[KeySchema] | Callable[..., str | KeySchema] | str | None
-) -> Callable[[tuple[Any, ...], dict[str, Any]], str | KeySchema]:
+    fn: Callable[..., Any], key: type[RateLimitKey] | Callable[..., str | RateLimitKey] | str | None
+) -> Callable[[tuple[Any, ...], dict[str, Any]], str | RateLimitKey]:
     if key is None or isinstance(key, str):
         fixed = key or f"ratelimit:{escape_part(f'{fn.__module__}.{fn.__qualname__}')}"
         return lambda args, kwargs: fixed
-    if isinstance(key, type) and issubclass(key, KeySchema):
+    if isinstance(key, type) and issubclass(key, RateLimitKey):
         return CallKeyer(fn, namespace=None, key=key, exclude=())
+    if isinstance(key, type) and issubclass(key, KeySchema):
+        raise ConfigurationError(
+            f"key={key.__name__} is a {key.redis_type.value} key of another service: "
+            "rate limits take a RateLimitKey schema (e.g. RateLimitApiKey)"
+        )
     if not callable(key):
         raise ConfigurationError(f"key must be a key schema, a function or a str, not {key!r}")
-    key_fn = cast(Callable[..., str | KeySchema], key)
+    key_fn = cast(Callable[..., str | RateLimitKey], key)
     return lambda args, kwargs: key_fn(*args, **kwargs)

@@ -17,15 +17,15 @@ from ._core._effects import Flow
 from ._core._ratelimit import Decision, Limit, Mode, Plan, decide, degraded, refund, too_costly
 from ._core._validate import check_key
 from ._exceptions import ConfigurationError, InvalidInputError
-from ._keys import KeySchema
+from ._keys import KeySchema, RateLimitKey
 from ._shell import AsyncShell, Shell, SyncShell, check_clock, check_flag, misplaced_str
 
 __all__ = ["RedisRateLimiter", "SyncRedisRateLimiter"]
 
 logger = logging.getLogger("arketic_cache")
 
-#: A rate-limit key: a string, or a key schema instance (e.g. ``RateLimitApiKey``).
-RateKey = str | KeySchema
+#: A rate-limit key: a string, or a ``RateLimitKey`` schema instance (e.g. ``RateLimitApiKey``).
+RateKey = str | RateLimitKey
 
 
 class _LimiterBase(Shell):
@@ -89,7 +89,15 @@ class _LimiterBase(Shell):
         return Limit(limit, self.window_size, self._mode)
 
     def _key(self, key: RateKey) -> str:
-        text = key.render() if isinstance(key, KeySchema) else key
+        if isinstance(key, RateLimitKey):
+            text: str = key.render()
+        elif isinstance(key, KeySchema):
+            raise InvalidInputError(
+                f"{type(key).__name__} is a {type(key).redis_type.value} key of another service: "
+                "rate limits take a RateLimitKey schema (e.g. RateLimitApiKey) or a str"
+            )
+        else:
+            text = key
         conn = self.connection  # binds first: the prefix comes from its settings
         return self._prefix + check_key(text, conn.settings.max_key_bytes)
 

@@ -7,13 +7,17 @@ Checked by ``tests/test_typing.py``; excluded from the normal ``mypy`` run and f
 from __future__ import annotations
 
 from arketic_cache import (
+    ChatMessagesKey,
     Limit,
     RateLimitApiKey,
+    SortedSetRepository,
+    SyncRedisCache,
+    UserProfileKey,
     RedisRateLimiter,
     SyncRedisRateLimiter,
     rate_limited,
 )
-from tests.typing.typing_fixtures import Profile
+from tests.typing.typing_fixtures import LeaderboardKey, Profile
 
 
 @rate_limited(5, key=RateLimitApiKey)
@@ -56,6 +60,9 @@ def results(limiter: SyncRedisRateLimiter) -> None:
     left: str = limiter.check("k", 10).remaining  # E: assignment
     limiter.is_allowed("k", "10")  # E: arg-type
     limiter.is_allowed(Profile(name="x"), 10)  # E: arg-type
+    limiter.is_allowed(UserProfileKey(user_id=1), 10)  # E: arg-type
+    limiter.check(LeaderboardKey(game="g"), 10)  # E: arg-type
+    limiter.quota(ChatMessagesKey(chat_id="c"), 10)  # E: arg-type
     limiter.check("k", 10, cost=1.5)  # E: arg-type
     limiter.quota("k", Limit(10))  # E: arg-type
     limiter.refund(limiter.check("k", 10), amount="all")  # E: arg-type
@@ -103,3 +110,17 @@ def int_key(user_id: int) -> None:
 @rate_limited  # E: arg-type
 def no_parentheses(user_id: int) -> None:
     pass
+
+
+@rate_limited(5, key=ChatMessagesKey)  # E: arg-type
+def list_key(chat_id: str) -> None:
+    pass
+
+
+@rate_limited(5, key=lambda user_id: UserProfileKey(user_id=user_id))  # E: arg-type, return-value
+def profile_key(user_id: int) -> None:
+    pass
+
+
+def limiter_keys_are_not_for_repositories(cache: SyncRedisCache) -> None:
+    SortedSetRepository(RateLimitApiKey)  # E: type-var, arg-type

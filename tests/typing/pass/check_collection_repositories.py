@@ -7,7 +7,6 @@ from typing import Any, assert_type
 from arketic_cache import (
     ChatMessagesKey,
     ListRepository,
-    RateLimitApiKey,
     SessionUserKey,
     SetRepository,
     SortedSetRepository,
@@ -111,8 +110,6 @@ async def sorted_set_repository() -> None:
         assert_type(member, str)
         assert_type(score, float)
 
-    rate = SortedSetRepository(RateLimitApiKey)
-    assert_type(rate, SortedSetRepository[RateLimitApiKey, str])
     sessions = SortedSetRepository(SessionUserKey)
     assert_type(sessions, SortedSetRepository[SessionUserKey, str])
 

@@ -11,6 +11,8 @@ from arketic_cache import (
     LimitState,
     RateLimitApiKey,
     RateLimitExceeded,
+    RateLimitKey,
+    RateLimitOrgMonthlyKey,
     RateLimitUploadKey,
     RedisRateLimiter,
     SyncRedisRateLimiter,
@@ -40,6 +42,18 @@ def profile(user_id: int) -> Profile | None:
     return None
 
 
+class LoginKey(RateLimitKey):
+    """A rate-limit key of the application's own."""
+
+    template = "rate:login:{email}"
+    email: str
+
+
+@rate_limited(5, window=900, key=LoginKey, fail_closed=True)
+def login(email: str, password: str) -> bool:
+    return bool(password)
+
+
 class Uploads:
     @rate_limited(3, window=0.5, key=RateLimitUploadKey)
     def upload(self, user_id: int, data: bytes) -> int:
@@ -66,6 +80,9 @@ def sync_calls(limiter: SyncRedisRateLimiter) -> None:
     assert_type(decision.retry_after, float)
     assert_type(decision.states, tuple[LimitState, ...])
     assert_type(limiter.check("k", 10, cost=3), Decision)
+    assert_type(limiter.check(LoginKey(email="ada@example.com"), 5), Decision)
+    assert_type(limiter.quota(RateLimitOrgMonthlyKey(org_id=7), 5_000_000), Decision)
+    assert_type(login("ada@example.com", "pw"), bool)
     assert_type(limiter.quota("rate:ai:org1:monthly", 5_000_000, cost=1200), Decision)
     assert_type(limiter.refund(decision), int)
     assert_type(limiter.refund(decision, 2), int)
