@@ -24,7 +24,7 @@ from redis.exceptions import (
 )
 
 from ._breaker import CircuitBreaker
-from ._core._effects import Batch, Effect, Flow
+from ._core._effects import Batch, Effect, Flow, keys_of
 from ._exceptions import (
     BackendError,
     BackendResponseError,
@@ -70,6 +70,9 @@ class BackendState:
         "pool_timeout",
         "secrets",
         "short_circuits",
+        "skipping",
+        "wrong_type",
+        "wrong_type_keys",
     )
 
     def __init__(
@@ -88,6 +91,11 @@ class BackendState:
         self.short_circuits = 0
         self.pool_exhausted = 0
         self.failing = False
+        self.skipping = False  # the breaker's opening was logged for this burst
+        #: Calls refused with WRONGTYPE: a key holding another type (a misconfiguration, not
+        #: an outage), and the keys already logged (each once).
+        self.wrong_type = 0
+        self.wrong_type_keys: set[str] = set()
         #: The last transport failure: what a ``CircuitOpen`` reports as its cause.
         self.last_failure: BackendError | None = None
 
@@ -103,6 +111,7 @@ class BackendState:
             "errors": self.errors,
             "short_circuits": self.short_circuits,
             "pool_exhausted": self.pool_exhausted,
+            "wrong_type_errors": self.wrong_type,
             "breaker": self.breaker.state,
         }
 
@@ -144,12 +153,15 @@ class _Driver:
         """Drop every connection without closing it (a forked child's are its parent's)."""
         raise NotImplementedError
 
-    def _record(self, exc: BaseException) -> BackendError:
+    def _record(self, exc: BaseException, effect: Effect | None = None) -> BackendError:
         state = self.state
         error = map_error(exc, state)
         opened = False
         if isinstance(error, BackendResponseError):
             state.breaker.record_success()  # Redis answered: the link itself is fine
+            if str(exc).startswith("WRONGTYPE"):
+                self._wrong_type(error, effect)
+                return error
         elif isinstance(error, PoolExhausted):
             state.pool_exhausted += 1  # busy, not broken: the breaker is not told
         else:
@@ -161,13 +173,33 @@ class _Driver:
     def _count(self, error: BackendError, opened: bool) -> None:
         state = self.state
         state.errors += 1
-        if not state.failing or opened:
+        announce = opened and not state.skipping
+        if not state.failing or announce:
             state.failing = True
+            state.skipping = state.skipping or opened
             logger.warning(
                 "Redis call failed (%s); degrading%s",
                 error,
-                " and skipping Redis for a while" if opened else "",
+                " and skipping Redis for a while" if announce else "",
             )
+
+    def _wrong_type(self, error: BackendError, effect: Effect | None) -> None:
+        """Count a WRONGTYPE apart from outages and log it once per key, as an error."""
+        state = self.state
+        state.wrong_type += 1
+        keys = ", ".join(keys_of(effect)) if effect is not None else "?"
+        if keys in state.wrong_type_keys:
+            return
+        if len(state.wrong_type_keys) >= 1024:
+            state.wrong_type_keys.clear()
+        state.wrong_type_keys.add(keys)
+        logger.error(
+            "Redis key %s holds another data type than this call uses (%s): a misconfiguration "
+            "(two schemas or services share the key), not an outage; calls on it degrade until "
+            "the key or the schema is fixed",
+            keys,
+            error,
+        )
 
     def _tolerated(self, exc: BaseException) -> BackendError:
         # A refused optional command (INFO under an ACL, on fakeredis or managed Redis) is an
@@ -184,8 +216,10 @@ class _Driver:
             return [self._tolerated(r) if isinstance(r, ResponseError) else r for r in reply]
         return reply
 
-    def _failed(self, exc: BaseException, fallback: T, strict: bool) -> T:
-        error = self._record(exc)
+    def _failed(
+        self, exc: BaseException, fallback: T, strict: bool, effect: Effect | None = None
+    ) -> T:
+        error = self._record(exc, effect)
         if strict:
             raise error from exc
         return fallback
@@ -214,7 +248,7 @@ class _Driver:
         if state.failing or not state.breaker.is_closed:
             state.breaker.record_success()
             if state.failing:
-                state.failing = False
+                state.failing = state.skipping = False
                 logger.info("Redis calls succeed again")
 
 
@@ -257,15 +291,21 @@ class SyncDriver(_Driver):
 
     def run(self, flow: Flow[T], fallback: T, strict: bool) -> T:
         """Run ``flow`` to its result; on a Redis failure return ``fallback`` or raise if strict."""
-        if not self.state.breaker.allow():
+        breaker = self.state.breaker
+        if not breaker.allow():
             flow.close()
             return self._short_circuit(fallback, strict)
+        probing = not breaker.is_closed  # this call is the half-open probe
         slots = self._slots
         try:
             slots.get(timeout=self.state.pool_timeout)
         except queue.Empty:
             flow.close()
             return self._exhausted(fallback, strict)
+        if not (probing or breaker.is_closed):  # it opened while this call queued
+            slots.put(None)
+            flow.close()
+            return self._short_circuit(fallback, strict)
         idle = self._idle
         try:
             conn = idle.pop()
@@ -280,6 +320,7 @@ class SyncDriver(_Driver):
 
     def _drive(self, conn: SyncConnection, flow: Flow[T], fallback: T, strict: bool) -> T:
         reply: Any = None
+        effect: Effect | None = None
         checked = False
         try:
             while True:
@@ -298,7 +339,7 @@ class SyncDriver(_Driver):
             return stop.value  # type: ignore[no-any-return]
         except REDIS_ERRORS as exc:
             flow.close()
-            return self._failed(exc, fallback, strict)
+            return self._failed(exc, fallback, strict, effect)
 
     def _execute(self, conn: SyncConnection, effect: Effect) -> Any:
         return self._tolerate_all(effect, execute(conn, effect, self._callbacks))
@@ -349,9 +390,11 @@ class AsyncDriver(_Driver):
 
     async def run(self, flow: Flow[T], fallback: T, strict: bool) -> T:
         """Run ``flow`` to its result; on a Redis failure return ``fallback`` or raise if strict."""
-        if not self.state.breaker.allow():
+        breaker = self.state.breaker
+        if not breaker.allow():
             flow.close()
             return self._short_circuit(fallback, strict)
+        probing = not breaker.is_closed  # this call is the half-open probe
         if asyncio.get_running_loop() is not self._loop:
             self._move_to(asyncio.get_running_loop())
         slots = self._slots
@@ -361,6 +404,10 @@ class AsyncDriver(_Driver):
             except TimeoutError:
                 flow.close()
                 return self._exhausted(fallback, strict)
+            if not (probing or breaker.is_closed):  # it opened while this call queued
+                slots.release()
+                flow.close()
+                return self._short_circuit(fallback, strict)
         else:
             await slots.acquire()  # free: returns at once
         idle = self._idle
@@ -377,6 +424,7 @@ class AsyncDriver(_Driver):
 
     async def _drive(self, conn: AsyncConnection, flow: Flow[T], fallback: T, strict: bool) -> T:
         reply: Any = None
+        effect: Effect | None = None
         checked = False
         try:
             while True:
@@ -395,7 +443,7 @@ class AsyncDriver(_Driver):
             return stop.value  # type: ignore[no-any-return]
         except REDIS_ERRORS as exc:
             flow.close()
-            return self._failed(exc, fallback, strict)
+            return self._failed(exc, fallback, strict, effect)
 
     async def _execute(self, conn: AsyncConnection, effect: Effect) -> Any:
         return self._tolerate_all(effect, await aexecute(conn, effect, self._callbacks))

@@ -12,7 +12,7 @@ from typing import Any, TypeAlias, TypeVar
 
 from .._lua import LuaScript
 
-__all__ = ["Arg", "Batch", "Command", "Effect", "Eval", "Flow"]
+__all__ = ["Arg", "Batch", "Command", "Effect", "Eval", "Flow", "keys_of"]
 
 T = TypeVar("T")
 
@@ -54,3 +54,16 @@ class Batch:
 
 Effect: TypeAlias = Command | Eval | Batch
 Flow: TypeAlias = Generator[Effect, Any, T]
+
+
+def keys_of(effect: Effect) -> tuple[str, ...]:
+    """The keys an effect names, for messages: a script's KEYS, else each command's first
+    argument (the key of every data command this package sends)."""
+    if type(effect) is Eval:
+        return effect.keys
+    commands = effect.commands if type(effect) is Batch else (effect,)
+    return tuple(_text(c.args[1]) for c in commands if type(c) is Command and len(c.args) > 1)
+
+
+def _text(arg: Arg) -> str:
+    return arg.decode("utf-8", "backslashreplace") if isinstance(arg, bytes) else str(arg)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +22,7 @@ from arketic_cache import (
 )
 from arketic_cache._breaker import CircuitBreaker
 from arketic_cache._connection import _memory_server
+from arketic_cache._core._effects import Command, Flow
 from arketic_cache.testing import RedisServer
 
 from ..helpers import Bridge, ManualClock
@@ -190,6 +193,33 @@ class TestDegrading:
         cache.get("k")
         assert any("succeed again" in r.getMessage() for r in caplog.records)
 
+    def test_failed_probes_do_not_log_the_opening_again(
+        self,
+        outage: tuple[Any, Any, RedisConnection, ManualClock],
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """While the outage lasts, each failed probe re-opens the breaker without a new line."""
+        cache, _, conn, clock = outage
+        caplog.set_level(logging.INFO, logger="arketic_cache")
+        disconnect(conn)
+        for _ in range(3):
+            cache.get("k")
+        for _ in range(4):
+            clock.now += 10  # a probe is due, and fails
+            assert cache.get("k") is None
+            assert conn.state.breaker.state == "open"
+        assert conn.state.errors == 7
+        opened = [r for r in caplog.records if "skipping Redis" in r.getMessage()]
+        assert len(opened) == 1
+        disconnect(conn, connected=True)
+        clock.now += 10
+        cache.get("k")  # the outage ends: the next one is a new burst
+        disconnect(conn)
+        for _ in range(3):
+            cache.get("k")
+        opened = [r for r in caplog.records if "skipping Redis" in r.getMessage()]
+        assert len(opened) == 2
+
 
 class TestPoolExhaustion:
     """Callers beyond the pool size wait, then degrade; a busy pool never opens the breaker."""
@@ -231,6 +261,84 @@ class TestPoolExhaustion:
             release()
             assert cache.get("k") == 1
             runner.run(conn.aclose())
+
+
+class CountedSlots(queue.SimpleQueue[None]):
+    """The sync driver's slot queue, releasing ``waiting`` as each caller starts to wait."""
+
+    def __init__(self, waiting: threading.Semaphore) -> None:
+        super().__init__()
+        self.waiting = waiting
+
+    def get(self, block: bool = True, timeout: float | None = None) -> None:
+        self.waiting.release()
+        return super().get(block, timeout)
+
+
+def marked(ran: list[str], name: str) -> Flow[Any]:
+    """A flow that records that it ran."""
+    ran.append(name)
+    return (yield Command(("GET", "k")))
+
+
+class TestQueuedCallers:
+    """Callers queued for a connection when the breaker opens skip Redis once they get one.
+
+    The test holds the only connection slot itself (as a caller stuck on a frozen server
+    would), lets three callers queue for it, opens the breaker, then frees the slot.
+    """
+
+    QUEUED = 3
+
+    def test_sync(self, backend_url: str) -> None:
+        """Each queued caller short-circuits: none of their flows runs."""
+        conn = RedisConnection(url=backend_url, max_connections=1, breaker_threshold=1)
+        driver = conn.sync_driver
+        waiting = threading.Semaphore(0)
+        driver._slots = slots = CountedSlots(waiting)  # the only slot is the test's
+        ran: list[str] = []
+        queued = [
+            threading.Thread(target=driver.run, args=(marked(ran, f"q{i}"), None, False))
+            for i in range(self.QUEUED)
+        ]
+        for thread in queued:
+            thread.start()
+        for _ in queued:
+            assert waiting.acquire(timeout=10)  # past the breaker check, waiting for the slot
+        conn.state.breaker.record_failure()  # the stuck call fails: the breaker opens
+        slots.put(None)
+        for thread in queued:
+            thread.join(10)
+        try:
+            assert ran == []
+            assert conn.state.short_circuits == self.QUEUED
+        finally:
+            conn.close_sync()
+
+    def test_async(self, backend_url: str) -> None:
+        """The same on the asyncio driver."""
+        conn = RedisConnection(url=backend_url, max_connections=1, breaker_threshold=1)
+        driver = conn.async_driver
+        ran: list[str] = []
+
+        async def main() -> None:
+            await driver.run(marked(ran, "warm-up"), None, False)  # binds to this loop
+            slots = driver._slots
+            await slots.acquire()  # the only slot is the test's
+            queued = [
+                asyncio.create_task(driver.run(marked(ran, f"q{i}"), None, False))
+                for i in range(self.QUEUED)
+            ]
+            for _ in range(5):
+                await asyncio.sleep(0)  # a turn of the loop: each reaches the semaphore
+            conn.state.breaker.record_failure()  # the stuck call fails: the breaker opens
+            slots.release()
+            await asyncio.gather(*queued)
+            await conn.aclose()
+
+        asyncio.run(main())
+        assert ran == ["warm-up"]
+        assert conn.state.short_circuits == self.QUEUED
 
 
 @pytest.mark.redis

@@ -202,8 +202,8 @@ class TestMalformedData:
     def test_wrong_type_key_reads_as_none(
         self, rig: SessionRig, make: Callable[[Any, str], Any], sliding: bool
     ) -> None:
-        """A non-string at the session key: None (counted as an error), never an exception;
-        the breaker stays closed (Redis answered)."""
+        """A non-string at the session key: None (counted as a misconfiguration, apart from
+        outages), never an exception; the breaker stays closed (Redis answered)."""
         with rig.admin() as admin:
             make(admin, session_key(SID))
         manager = rig.manager(sliding=sliding)
@@ -211,7 +211,7 @@ class TestMalformedData:
         assert manager.get_session_data(SID) is None
         assert manager.update_session(SID, {"n": 2}) is False
         info = manager.get_info()
-        assert info["errors"] == 3
+        assert (info["wrong_type_errors"], info["errors"]) == (3, 0)
         assert info["breaker"] == "closed"
         assert manager.create_session(SID, DATA) is False  # the id is taken by that key
 
@@ -239,6 +239,6 @@ class TestMalformedData:
             admin.set(f"session:user:{USER}", "not a sorted set")
         manager = rig.manager()
         assert manager.create_session(SID, DATA) is False
-        assert manager.get_info()["errors"] == 1
+        assert manager.get_info()["wrong_type_errors"] == 1
         assert not rig.exists(SID)
         assert manager.get_session(SID) is None
