@@ -118,6 +118,7 @@ class RedisConnection:
             secrets,
             pool_size=settings.max_connections,
             pool_timeout=settings.pool_timeout,
+            tls_hint=settings.scheme == "redis",
         )
         self._sync: SyncDriver | None = None
         self._async: AsyncDriver | None = None

@@ -71,6 +71,7 @@ class BackendState:
         "secrets",
         "short_circuits",
         "skipping",
+        "tls_hint",
         "wrong_type",
         "wrong_type_keys",
     )
@@ -82,8 +83,11 @@ class BackendState:
         *,
         pool_size: int = 20,
         pool_timeout: float = 0.5,
+        tls_hint: bool = False,
     ) -> None:
         self.breaker = breaker
+        #: A plain redis:// TCP URL: a reset connection may be a TLS port (hint at rediss://).
+        self.tls_hint = tls_hint
         self.secrets = tuple(s for s in secrets if s)
         self.pool_size = pool_size
         self.pool_timeout = pool_timeout
@@ -124,6 +128,8 @@ def map_error(exc: BaseException, state: BackendState) -> BackendError:
     if isinstance(exc, redis.TimeoutError | TimeoutError):
         return BackendTimeout(message)
     if isinstance(exc, redis.ConnectionError | RedisClusterException | OSError):
+        if state.tls_hint and "reset by peer" in message:
+            message += " (if this port speaks TLS, use a rediss:// URL)"
         return BackendUnavailable(message)
     return BackendResponseError(message)
 

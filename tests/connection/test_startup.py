@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +22,8 @@ from arketic_cache import (
 )
 from arketic_cache._connection import current_connection
 from arketic_cache.testing import RedisServer, free_port
+
+from ..helpers import redis_server_binary
 
 
 def start(flavor: str, url: str, **options: Any) -> RedisConnection:
@@ -87,3 +91,39 @@ def test_require_names_a_database_out_of_range(flavor: str, redis_server: RedisS
     url = redis_server.url.rsplit("/", 1)[0] + "/999"
     with pytest.raises(BackendResponseError, match="DB index is out of range"):
         start(flavor, url, require=True)
+
+
+@pytest.fixture(scope="module")
+def tls_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real server that also listens with TLS (a self-signed certificate) on this port."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make the TLS server's certificate")
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = where / "cert.pem", where / "key.pem"
+    request = ("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=x")
+    subprocess.run(
+        [openssl, *request, "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    args = ("--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key))
+    with RedisServer(redis_server_binary(), *args, "--tls-auth-clients", "no") as server:
+        server.start()
+        yield port
+
+
+@pytest.mark.redis
+def test_a_plain_url_on_a_tls_port_hints_at_rediss(flavor: str, tls_port: int) -> None:
+    """redis:// against a TLS port fails with the reset and a hint to use rediss://."""
+    with pytest.raises(BackendUnavailable, match=r"reset by peer.*use a rediss:// URL"):
+        start(flavor, f"redis://127.0.0.1:{tls_port}/0", require=True)
+
+
+@pytest.mark.redis
+def test_no_tls_hint_for_a_refused_port(flavor: str) -> None:
+    """A refused connection is not blamed on TLS."""
+    with pytest.raises(BackendUnavailable) as info:
+        start(flavor, f"redis://127.0.0.1:{free_port()}/0", require=True)
+    assert "rediss" not in str(info.value)
