@@ -159,7 +159,9 @@ class _Driver:
         """Drop every connection without closing it (a forked child's are its parent's)."""
         raise NotImplementedError
 
-    def _record(self, exc: BaseException, effect: Effect | None = None) -> BackendError:
+    def _record(
+        self, exc: BaseException, effect: Effect | None = None, strict: bool = False
+    ) -> BackendError:
         state = self.state
         error = map_error(exc, state)
         opened = False
@@ -173,10 +175,10 @@ class _Driver:
         else:
             opened = state.breaker.record_failure()
             state.last_failure = error
-        self._count(error, opened)
+        self._count(error, opened, strict)
         return error
 
-    def _count(self, error: BackendError, opened: bool) -> None:
+    def _count(self, error: BackendError, opened: bool, strict: bool) -> None:
         state = self.state
         state.errors += 1
         announce = opened and not state.skipping
@@ -184,8 +186,9 @@ class _Driver:
             state.failing = True
             state.skipping = state.skipping or opened
             logger.warning(
-                "Redis call failed (%s); degrading%s",
+                "Redis call failed (%s); %s%s",
                 error,
+                "raising it (strict)" if strict else "degrading",
                 " and skipping Redis for a while" if announce else "",
             )
 
@@ -225,7 +228,7 @@ class _Driver:
     def _failed(
         self, exc: BaseException, fallback: T, strict: bool, effect: Effect | None = None
     ) -> T:
-        error = self._record(exc, effect)
+        error = self._record(exc, effect, strict)
         if strict:
             raise error from exc
         return fallback
@@ -236,7 +239,7 @@ class _Driver:
         busy = PoolExhausted(
             f"all {state.pool_size} connections stayed busy for {state.pool_timeout} s"
         )
-        self._count(busy, opened=False)
+        self._count(busy, opened=False, strict=strict)
         if strict:
             raise busy
         return fallback

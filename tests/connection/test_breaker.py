@@ -159,6 +159,21 @@ class TestDegrading:
         with pytest.raises(CircuitOpen):
             strict.get("k")
 
+    def test_strict_failures_are_not_logged_as_degrading(
+        self,
+        outage: tuple[Any, Any, RedisConnection, ManualClock],
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """A strict call raises, so its log line says so instead of "degrading"."""
+        _, strict, conn, _ = outage
+        caplog.set_level(logging.WARNING, logger="arketic_cache")
+        disconnect(conn)
+        with pytest.raises(BackendUnavailable):
+            strict.get("k")
+        [line] = [r.getMessage() for r in caplog.records]
+        assert "raising it (strict)" in line
+        assert "degrading" not in line
+
     def test_recovers_after_cooldown(
         self, outage: tuple[Any, Any, RedisConnection, ManualClock]
     ) -> None:
