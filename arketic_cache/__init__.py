@@ -49,6 +49,7 @@ from ._connection import (
     init_redis,
     init_redis_sync,
 )
+from ._core._health import HealthCheck, HealthReport, HealthThresholds
 from ._core._ratelimit import Decision, Limit, LimitState, rate_limit_headers
 from ._core._session import SessionData, SessionMetadata, UserSession
 from ._exceptions import (
@@ -65,6 +66,12 @@ from ._exceptions import (
     PoolExhausted,
     RateLimitExceeded,
     SerializationError,
+)
+from ._health import (
+    check_redis_health,
+    check_redis_health_sync,
+    health_report,
+    health_report_sync,
 )
 from ._keys import (
     HashKey,
@@ -123,6 +130,9 @@ __all__ = [
     "Decision",
     "HashKey",
     "HashRepository",
+    "HealthCheck",
+    "HealthReport",
+    "HealthThresholds",
     "Id",
     "InvalidInputError",
     "JSONObject",
@@ -189,10 +199,14 @@ __all__ = [
     "UserSession",
     "cache",
     "cached",
+    "check_redis_health",
+    "check_redis_health_sync",
     "close_redis",
     "close_redis_sync",
     "get_redis",
     "get_redis_sync",
+    "health_report",
+    "health_report_sync",
     "init_redis",
     "init_redis_sync",
     "rate_limit_headers",

@@ -95,7 +95,7 @@ class AsyncCached(_Control, Protocol[P, R_co]):
 # dataclasses builds its methods): a shared helper on the hit path would cost a third of the
 # hit. `key` is the call key of ``_core._cached.call_key`` for a call without keywords.
 _HOT = """
-def build(data, monotonic, state, load, drive):
+def build(data, monotonic, state, stats, load, drive):
     {async_}def wrapper(*args, **kwargs):
         if not kwargs:
             try:
@@ -104,13 +104,13 @@ def build(data, monotonic, state, load, drive):
                 pass
             else:
                 if entry[1] > monotonic():
-                    state.l1_hits += 1
+                    stats.l1_hits += 1
                     return entry[0]
         return {await_}drive(load(args, kwargs), state)
     return wrapper
 """
 _COLD = """
-def build(data, monotonic, state, load, drive):
+def build(data, monotonic, state, stats, load, drive):
     {async_}def wrapper(*args, **kwargs):
         return {await_}drive(load(args, kwargs), state)
     return wrapper
@@ -250,6 +250,7 @@ def _wrap(fn: Callable[..., Any], state: CachedState) -> Any:
         store.data if store is not None else None,
         time.monotonic,
         state,
+        state.stats,
         state.load,
         adrive if is_async else drive,
     )

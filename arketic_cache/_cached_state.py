@@ -43,6 +43,7 @@ from ._exceptions import ConfigurationError, SerializationError
 from ._invalidation import Coherence, coherence, coherence_mode
 from ._keys import KeySchema
 from ._l1 import L1Store
+from ._lookups import track
 from ._primitives import AsyncFlights, Flights
 from ._ttl import TTL
 
@@ -145,7 +146,7 @@ class CachedState:
         self._prefix = ""
         self.codec = EnvelopeCodec(return_type(fn), 1 << 20)
         self.stats = CacheStats()
-        self.l1_hits = 0
+        track(self, self.stats)
         self.errors = 0
         self.flights: Flights[Any] = Flights()
         self.aflights: AsyncFlights[Any] = AsyncFlights()
@@ -232,14 +233,15 @@ class CachedState:
         found = self.l1.recall(l2_key, call_key)
         if found is None:
             return False, None
-        self.l1_hits += 1
+        self.stats.l1_hits += 1
         return True, found[0]
 
     def info(self) -> CacheInfo:
         size = len(self.l1) if self.l1 is not None else 0
         errors = self.errors + self.stats.decode_errors  # failures and unreadable entries
         mode = coherence_mode(self._bound) if self._bound is not None else "none"
-        return CacheInfo(self.l1_hits, self.stats.hits, self.stats.misses, errors, size, mode)
+        stats = self.stats
+        return CacheInfo(stats.l1_hits, stats.hits, stats.misses, errors, size, mode)
 
     def cacheable(self, value: Any) -> bool:
         if value is None and not self.cache_none:
@@ -265,7 +267,7 @@ class CachedState:
         if call_key is not None and self.l1 is not None:
             entry = self.l1.get(call_key)
             if entry is not None:
-                self.l1_hits += 1
+                self.stats.l1_hits += 1
                 return entry[0]
         conn = self.bind() if self.l2 else None
         l2_key = self.l2_key(args, kwargs, call_key)

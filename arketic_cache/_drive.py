@@ -13,7 +13,7 @@ import logging
 import os
 import queue
 import weakref
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 import redis.asyncio
@@ -269,19 +269,21 @@ class SyncDriver(_Driver):
     third of a local round trip in redis-py 8. Clients handed to users keep redis-py's pool.
     """
 
-    __slots__ = ("_callbacks", "_idle", "_made", "_pool", "_slots", "client")
+    __slots__ = ("_callbacks", "_idle", "_made", "_pool", "_probe", "_slots", "client")
 
     def __init__(self, client: redis.Redis, state: BackendState) -> None:
         super().__init__(state)
         self.client = client
         self._pool = client.connection_pool
         self._callbacks: Callbacks = client.response_callbacks
+        self._probe: SyncConnection | None = None
         self._made: list[SyncConnection] = []
         self._idle: list[SyncConnection] = []  # most recently used last (list ops are atomic)
         self._slots = self._new_slots()
 
     def _forget_connections(self) -> None:
         self._made, self._idle, self._slots = [], [], self._new_slots()
+        self._probe = None
 
     def _new_slots(self) -> queue.SimpleQueue[None]:
         # One token per connection: a flow holds one connection at a time, so callers wait
@@ -295,8 +297,21 @@ class SyncDriver(_Driver):
     def close(self) -> None:
         """Disconnect every connection the driver made."""
         made, self._made, self._idle = self._made, [], []
-        for conn in made:
+        probe, self._probe = self._probe, None
+        for conn in made if probe is None else [*made, probe]:
             conn.disconnect()
+
+    def probe(self, flow: Flow[T]) -> T:
+        """Run ``flow`` past the breaker and the pool, on a connection of its own (health).
+
+        Bounded by the connection's timeouts; a success closes an open breaker at once.
+
+        Raises:
+            BackendError: Redis failed.
+        """
+        if self._probe is None:
+            self._probe = new_connection(self._pool)
+        return self._drive(self._probe, flow, cast(T, None), True)
 
     def run(self, flow: Flow[T], fallback: T, strict: bool) -> T:
         """Run ``flow`` to its result; on a Redis failure return ``fallback`` or raise if strict."""
@@ -357,7 +372,7 @@ class SyncDriver(_Driver):
 class AsyncDriver(_Driver):
     """Run flows on an asyncio redis-py client, on connections of its own (as SyncDriver)."""
 
-    __slots__ = ("_callbacks", "_idle", "_loop", "_made", "_pool", "_slots", "client")
+    __slots__ = ("_callbacks", "_idle", "_loop", "_made", "_pool", "_probe", "_slots", "client")
 
     def __init__(self, client: redis.asyncio.Redis, state: BackendState) -> None:
         super().__init__(state)
@@ -366,13 +381,14 @@ class AsyncDriver(_Driver):
         self._callbacks: Callbacks = client.response_callbacks
         self._made: list[AsyncConnection] = []
         self._idle: list[AsyncConnection] = []
+        self._probe: AsyncConnection | None = None
         # redis-py's asyncio BlockingConnectionPool arms a timer and takes a Condition on
         # every checkout (+15% on a GET); this semaphore costs nothing until it is contended.
         self._slots = asyncio.BoundedSemaphore(state.pool_size)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _forget_connections(self) -> None:
-        self._made, self._idle = [], []
+        self._made, self._idle, self._probe = [], [], None
         self._slots = asyncio.BoundedSemaphore(self.state.pool_size)
 
     def _move_to(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -394,8 +410,21 @@ class AsyncDriver(_Driver):
             self._forget_connections()  # made on a loop that can no longer close them
             return
         made, self._made, self._idle = self._made, [], []
-        for conn in made:
+        probe, self._probe = self._probe, None
+        for conn in made if probe is None else [*made, probe]:
             await conn.disconnect()
+
+    async def probe(self, flow: Flow[T]) -> T:
+        """Run ``flow`` past the breaker and the pool, on a connection of its own (health).
+
+        Raises:
+            BackendError: Redis failed.
+        """
+        if asyncio.get_running_loop() is not self._loop:
+            self._move_to(asyncio.get_running_loop())
+        if self._probe is None:
+            self._probe = new_connection(self._pool)
+        return await self._drive(self._probe, flow, cast(T, None), True)
 
     async def run(self, flow: Flow[T], fallback: T, strict: bool) -> T:
         """Run ``flow`` to its result; on a Redis failure return ``fallback`` or raise if strict."""

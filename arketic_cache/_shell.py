@@ -17,6 +17,7 @@ from ._core._cache import CacheStats
 from ._core._effects import Flow
 from ._exceptions import ConfigurationError
 from ._invalidation import coherence_mode
+from ._lookups import track
 from ._settings import redact_url
 
 __all__ = [
@@ -36,7 +37,15 @@ _PACKAGE = __name__.rpartition(".")[0] + "."
 class Shell:
     """A connection-bound shell: ``strict`` mode, own counters, settings-derived state."""
 
-    __slots__ = ("_bound", "_connection", "_key_prefix", "_prefix", "_stats", "strict")
+    __slots__ = (
+        "__weakref__",
+        "_bound",
+        "_connection",
+        "_key_prefix",
+        "_prefix",
+        "_stats",
+        "strict",
+    )
 
     def __init__(
         self,
@@ -54,6 +63,7 @@ class Shell:
         self._stats = CacheStats()
         self._bound: _connection.RedisConnection | None = None
         self._prefix = ""
+        track(self, self._stats)
 
     @property
     def connection(self) -> _connection.RedisConnection:

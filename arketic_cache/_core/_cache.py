@@ -49,6 +49,7 @@ class CacheStats:
     hits: int = 0
     misses: int = 0
     decode_errors: int = 0
+    l1_hits: int = 0  # ``@cached`` only: served from the in-process level
 
 
 def drop_corrupt(key: str, raw: str, stats: CacheStats) -> Flow[None]:

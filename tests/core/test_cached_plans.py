@@ -117,7 +117,7 @@ class TestLoadPlan:
         rig.state.remember(rig.state.call_key((1,), {}), rig.key, 2, 30.0, rig.state.seen())
         plan = rig.state.load((), {"x": 1})
         assert finish(plan, None) == 2
-        assert rig.state.l1_hits == 1
+        assert rig.state.stats.l1_hits == 1
 
     def test_fresh_l2_hit_is_kept_for_its_remaining_ttl(self) -> None:
         rig = Rig(stale_while_revalidate=5)
@@ -391,7 +391,7 @@ class TestHotPath:
         monkeypatch.setattr(CachedState, "call_key", forbidden)
         assert f(1) == 1
         assert computed == [1]
-        assert state.l1_hits == 1
+        assert state.stats.l1_hits == 1
 
     def test_method_key_leaves_self_out(self, monkeypatch: pytest.MonkeyPatch) -> None:
         class Shop:
@@ -416,4 +416,4 @@ class TestHotPath:
         assert state.l1 is not None
         assert list(state.l1.data) == [state.l2_key(([1, 2],), {})]
         assert total([1, 2]) == 3
-        assert state.l1_hits == 1
+        assert state.stats.l1_hits == 1
