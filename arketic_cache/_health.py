@@ -1,7 +1,7 @@
 """The spec's ``check_redis_health()`` and its sync twin, over the typed ``HealthReport``.
 
 Each check is fresh: a PING past the circuit breaker (on a connection of its own, bounded by the
-connection's timeouts), then INFO and the RDB schedule, each of which the server may refuse.
+connection's timeouts), then INFO, which the server may refuse (no CONFIG, ever).
 The verdicts are ``_core/_health.py``'s; this module only gathers what they read.
 """
 
@@ -42,7 +42,7 @@ __all__ = [
     "health_report_sync",
 ]
 
-Server = tuple[Mapping[str, Any] | None, str | None, str | None]
+Server = tuple[Mapping[str, Any] | None, str | None]
 
 
 def _ping() -> Flow[Any]:
@@ -65,9 +65,9 @@ def _assemble(
     limits = thresholds or HealthThresholds()
     why: str | None
     if server is None:
-        info, why, schedule = None, "was not read: Redis did not answer PING", None
+        info, why = None, "was not read: Redis did not answer PING"
     else:
-        info, why, schedule = server
+        info, why = server
     if info is None and conn.backend == "memory":
         why = "is not available on the embedded backend (memory://)"
     counters = conn.state.counters()
@@ -75,7 +75,7 @@ def _assemble(
         "connection": connection,
         "memory": memory_check(info, why, limits),
         "hit_rate": hit_rate_check(recent_lookups(limits.hit_rate_window), limits),
-        "persistence": persistence_check(info, why, schedule),
+        "persistence": persistence_check(info, why),
         "eviction_policy": policy_check(info, why),
         "replication": replication_check(info, why),
         "clients": clients_check(info, why),

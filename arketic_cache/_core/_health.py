@@ -151,16 +151,11 @@ _DRAFT_NAMES = {
 }
 
 
-def gather_server() -> Flow[tuple[Mapping[str, Any] | None, str | None, str | None]]:
-    """INFO (the sections health reads) and the RDB schedule; each may be refused.
-
-    Returns (info or None, why INFO is missing, the ``save`` schedule or None).
-    """
+def gather_server() -> Flow[tuple[Mapping[str, Any] | None, str | None]]:
+    """INFO, the sections health reads; (info, None), or (None, why) when it is refused."""
     info = yield Command(("INFO", *_INFO_SECTIONS), errors_as_reply=True)
-    save = yield Command(("CONFIG", "GET", "save"), errors_as_reply=True)
     refused = _refusal(info)
-    schedule = None if _refusal(save) else _config_value(save, "save")
-    return (None, refused, schedule) if refused else (info, None, schedule)
+    return (None, refused) if refused else (info, None)
 
 
 def _refusal(reply: Any) -> str | None:
@@ -169,15 +164,6 @@ def _refusal(reply: Any) -> str | None:
         if "NOPERM" in text or "no permissions" in text:
             return "not permitted by the server's ACL"
         return f"not available on this server ({text.split(':', 1)[-1].strip()[:80]})"
-    return None
-
-
-def _config_value(reply: Any, name: str) -> str | None:
-    if isinstance(reply, dict):
-        value = reply.get(name)
-        return None if value is None else str(value)
-    if isinstance(reply, list) and len(reply) >= 2:
-        return str(reply[1])
     return None
 
 
@@ -307,24 +293,26 @@ def hit_rate_check(lookups: Lookups, t: HealthThresholds) -> HealthCheck:
     )
 
 
-def persistence_check(
-    info: Mapping[str, Any] | None, why: str | None, schedule: str | None
-) -> HealthCheck:
-    """None, RDB, AOF or both, the last save's status, and what it means for the data."""
+def persistence_check(info: Mapping[str, Any] | None, why: str | None) -> HealthCheck:
+    """AOF, RDB snapshots taken, both or none, the last writes' status, and what a restart loses.
+
+    The snapshot schedule needs CONFIG, which the layer never sends: RDB counts as on once a
+    snapshot was taken since the server started.
+    """
     if info is None or "aof_enabled" not in info:
         return _unknown(f"persistence: INFO {why or 'has no persistence section'}")
     aof = bool(int(info.get("aof_enabled", 0)))
-    rdb = bool(schedule) if schedule is not None else bool(int(info.get("rdb_saves", 0) or 0))
+    saves = int(_number(info, "rdb_saves") or 0)
     details = {
         "aof_enabled": aof,
-        "rdb_schedule": schedule,
+        "rdb_saves": saves,
         "rdb_last_bgsave_status": info.get("rdb_last_bgsave_status"),
         "rdb_changes_since_last_save": info.get("rdb_changes_since_last_save"),
         "aof_last_write_status": info.get("aof_last_write_status"),
         "loading": bool(int(info.get("loading", 0) or 0)),
     }
     mode = {(True, True): "rdb+aof", (True, False): "aof", (False, True): "rdb"}.get(
-        (aof, rdb), "none"
+        (aof, saves > 0), "none"
     )
     if info.get("rdb_last_bgsave_status") == "err":
         return HealthCheck(
@@ -343,13 +331,12 @@ def persistence_check(
     if details["loading"]:
         return HealthCheck(level="warning", reason="loading its dataset from disk", value=mode)
     meaning = {
-        "none": "nothing survives a restart: caches refill, sessions and rate windows reset",
-        "rdb": "snapshots: a restart loses the writes since the last one",
+        "none": "no append-only file and no snapshot since start: a restart now loses "
+        "everything (caches refill; sessions and rate windows reset)",
+        "rdb": f"{saves} snapshot(s) since start: a restart loses the writes since the last",
         "aof": "append-only file: a restart loses at most about a second of writes",
-        "rdb+aof": "snapshots and append-only file: a restart loses at most about a second",
+        "rdb+aof": "append-only file and snapshots: a restart loses at most about a second",
     }[mode]
-    if schedule is None and not aof:
-        meaning += " (the snapshot schedule could not be read: CONFIG GET not permitted)"
     return HealthCheck(level="ok", reason=f"{mode}: {meaning}", value=mode, details=details)
 
 

@@ -117,28 +117,27 @@ class TestHitRate:
 
 class TestPersistenceAndPolicy:
     @pytest.mark.parametrize(
-        ("fields", "schedule", "mode"),
+        ("fields", "mode"),
         [
-            ({}, "", "none"),
-            ({}, "3600 1", "rdb"),
-            ({"aof_enabled": 1}, "", "aof"),
-            ({"aof_enabled": 1}, "3600 1", "rdb+aof"),
-            ({"rdb_saves": 2}, None, "rdb"),
+            ({}, "none"),
+            ({"rdb_saves": 2}, "rdb"),
+            ({"aof_enabled": 1}, "aof"),
+            ({"aof_enabled": 1, "rdb_saves": 1}, "rdb+aof"),
         ],
     )
-    def test_modes(self, fields: dict[str, Any], schedule: str | None, mode: str) -> None:
-        """The mode and what it means for the data."""
-        check = persistence_check(info(**fields), None, schedule)
+    def test_modes(self, fields: dict[str, Any], mode: str) -> None:
+        """The mode and what a restart loses."""
+        check = persistence_check(info(**fields), None)
         assert (check.level, check.value) == ("ok", mode)
         assert "restart" in check.reason
 
     def test_failed_save_warns(self) -> None:
-        check = persistence_check(info(rdb_last_bgsave_status="err"), None, "3600 1")
+        check = persistence_check(info(rdb_last_bgsave_status="err", rdb_saves=3), None)
         assert check.level == "warning"
         assert "snapshot failed" in check.reason
 
     def test_failed_aof_write_warns(self) -> None:
-        check = persistence_check(info(aof_enabled=1, aof_last_write_status="err"), None, "")
+        check = persistence_check(info(aof_enabled=1, aof_last_write_status="err"), None)
         assert check.level == "warning"
 
     def test_noeviction_with_a_limit_warns(self) -> None:
@@ -192,18 +191,17 @@ class TestConnection:
 
 
 class TestGather:
-    def test_refused_info_and_config(self) -> None:
-        """NOPERM on INFO and CONFIG: no info, the reason, no schedule."""
+    def test_refused_info(self) -> None:
+        """NOPERM on INFO: no info, and the reason."""
         refused = BackendResponseError("NoPermissionError: NOPERM this user has no permissions")
-        effects, got = step(gather_server(), [refused, refused])
-        assert [e.args[0] for e in effects] == ["INFO", "CONFIG"]
-        assert all(e.errors_as_reply for e in effects)
-        assert got == (None, "not permitted by the server's ACL", None)
+        effects, got = step(gather_server(), [refused])
+        assert [e.args[0] for e in effects] == ["INFO"]
+        assert effects[0].errors_as_reply
+        assert got == (None, "not permitted by the server's ACL")
 
-    def test_info_and_schedule(self) -> None:
-        _, got = step(gather_server(), [info(), {"save": "3600 1 300 100"}])
-        assert got[0] == info()
-        assert got[1:] == (None, "3600 1 300 100")
+    def test_info(self) -> None:
+        _, got = step(gather_server(), [info()])
+        assert got == (info(), None)
 
 
 def report(*levels: str) -> HealthReport:
