@@ -19,8 +19,11 @@ from arketic_cache import (
     _lookups,
     check_redis_health,
     check_redis_health_sync,
+    close_redis,
+    close_redis_sync,
     health_report,
     health_report_sync,
+    init_redis,
     init_redis_sync,
 )
 from arketic_cache._core._cache import CacheStats
@@ -267,22 +270,26 @@ def test_sync_and_async_give_the_same_report(conn: RedisConnection) -> None:
 @pytest.mark.parametrize("flavor", ["sync", "async"])
 def test_the_embedded_backend(flavor: str) -> None:
     """memory://: healthy, every INFO verdict "unknown" with the reason, nothing fails."""
-    conn = init_redis_sync("memory://health")
 
     async def checked() -> HealthReport:
+        await init_redis("memory://health")
         try:
             return await health_report()
         finally:
-            await conn.aclose()
+            await close_redis()
 
-    try:
-        report = health_report_sync() if flavor == "sync" else asyncio.run(checked())
-        assert report.level == "ok"
-        assert report.checks["memory"].level == "unknown"
-        assert "embedded backend" in report.checks["memory"].reason
-        assert check_redis_health_sync()["status"] == "healthy"
-    finally:
-        conn.close_sync()
+    if flavor == "sync":
+        init_redis_sync("memory://health")
+        try:
+            report = health_report_sync()
+            assert check_redis_health_sync()["status"] == "healthy"
+        finally:
+            close_redis_sync()
+    else:
+        report = asyncio.run(checked())
+    assert report.level == "ok"
+    assert report.checks["memory"].level == "unknown"
+    assert "embedded backend" in report.checks["memory"].reason
 
 
 def test_thresholds_are_settings(fresh_server: RedisServer, conn: RedisConnection) -> None:
