@@ -358,6 +358,8 @@ def policy_check(info: Mapping[str, Any] | None, why: str | None) -> HealthCheck
     if policy is None:
         return _unknown(f"maxmemory-policy: INFO {why or 'has no maxmemory_policy'}")
     meaning = _POLICIES.get(str(policy), "see the Redis documentation")
+    if policy not in {"allkeys-lru", "allkeys-lfu"}:
+        meaning += "; allkeys-lru is the recommended policy for a cache"
     bounded = bool(_number(info or {}, "maxmemory"))
     level: Level = "warning" if policy == "noeviction" and bounded else "ok"
     return HealthCheck(level=level, reason=f"{policy}: {meaning}", value=str(policy))
