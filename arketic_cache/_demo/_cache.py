@@ -91,7 +91,7 @@ async def info_demo(cache: RedisCache, embedded: bool, reachable: bool) -> None:
     hit_rate = info["hit_rate"]
     show("used_memory_human", info["used_memory_human"], "memory the server uses")
     show("connected_clients", info["connected_clients"], "clients connected, the demo included")
-    show("keyspace_hits", info["keyspace_hits"], "lookups that found a key, since it started")
+    show("keyspace_hits", info["keyspace_hits"], "lookups that found a key, by all clients")
     show(
         "hit_rate",
         None if hit_rate is None else round(hit_rate, 3),
@@ -105,8 +105,7 @@ async def info_demo(cache: RedisCache, embedded: bool, reachable: bool) -> None:
             show(f"client {name}", shown, _CLIENT_COUNTERS[name], *here.get(name, ()))
     if not reachable:
         settings = cache.connection.settings
-        note(f"the breaker opens after {settings.breaker_threshold} failed calls in a row: for the")
-        note(
-            f"next {settings.breaker_cooldown:g} s calls skip Redis at once (short_circuits) rather"
-        )
-        note("than each waiting for its own failure; then one call tries Redis again")
+        threshold, cooldown = settings.breaker_threshold, settings.breaker_cooldown
+        note(f"the breaker opened after {threshold} failed calls in a row (errors); for the")
+        note(f"next {cooldown:g} s, calls skip Redis at once (short_circuits) instead of each")
+        note("waiting to fail; after that, one call tries Redis again")
