@@ -7,16 +7,18 @@ real server.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import fakeredis
 import redis
 import redis.asyncio
+import redis.asyncio.connection
+import redis.connection
 from redis.backoff import NoBackoff
-from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
 from ._breaker import CircuitBreaker
@@ -49,7 +51,23 @@ def _memory_server(url: str) -> fakeredis.FakeServer:
         return _memory_servers[url]
 
 
-def _client_options(settings: RedisSettings) -> dict[str, Any]:
+def _takes_maint_notifications(connection: type[Any]) -> bool:
+    """Whether a redis-py connection class has maintenance notifications to configure.
+
+    The sync connections have them from redis-py 7.0, the asyncio ones from 8.1; older ones
+    take no such option (an unknown keyword is a ``TypeError`` when the pool connects).
+    """
+    return "maint_notifications_config" in inspect.signature(connection.__init__).parameters
+
+
+_MAINT_NOTIFICATIONS = {
+    "sync": _takes_maint_notifications(redis.connection.AbstractConnection),
+    "async": _takes_maint_notifications(redis.asyncio.connection.AbstractConnection),
+}
+
+
+def _client_options(settings: RedisSettings, flavour: Literal["sync", "async"]) -> dict[str, Any]:
+    """redis-py's options for a ``flavour`` (``sync`` or ``async``) client of ``settings``."""
     options: dict[str, Any] = {
         "decode_responses": True,
         # A stored value that is not UTF-8 decodes (lossless) to a str the JSON codec rejects,
@@ -68,11 +86,14 @@ def _client_options(settings: RedisSettings) -> dict[str, Any]:
         # multiplies the time a caller can hang. The breaker handles outages instead.
         retry=Retry(NoBackoff(), 0),
         client_name="arketic_cache",
-        # With RESP3, redis-py 8's "auto" maintenance notifications stop the asyncio pool from
+    )
+    if _MAINT_NOTIFICATIONS[flavour]:
+        # With RESP3, redis-py's "auto" maintenance notifications stop the asyncio pool from
         # discarding a pooled connection the server closed, so the first call after a server
         # restart failed. Those notifications exist only on Redis Enterprise/Cloud.
-        maint_notifications_config=MaintNotificationsConfig(enabled=False),
-    )
+        from redis.maint_notifications import MaintNotificationsConfig
+
+        options["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
     if settings.password is not None:
         options["password"] = settings.password.get_secret_value()
     if settings.ssl_password is not None and settings.scheme == "rediss":
@@ -168,14 +189,14 @@ class RedisConnection:
         return self.async_driver.client
 
     def _new_sync_client(self) -> redis.Redis:
-        options = _client_options(self.settings)
+        options = _client_options(self.settings, "sync")
         if self.settings.scheme == "memory":
             return fakeredis.FakeRedis(server=_memory_server(self.settings.url), **options)
         pool = redis.ConnectionPool.from_url(self.settings.url, **options)
         return redis.Redis(connection_pool=pool)
 
     def _new_async_client(self) -> redis.asyncio.Redis:
-        options = _client_options(self.settings)
+        options = _client_options(self.settings, "async")
         if self.settings.scheme == "memory":
             return fakeredis.FakeAsyncRedis(server=_memory_server(self.settings.url), **options)
         pool = redis.asyncio.ConnectionPool.from_url(self.settings.url, **options)
