@@ -2,18 +2,19 @@
 
 ``memory://name`` is an in-process fakeredis server, one per URL, shared by the sync and async
 clients (and by every connection to the same URL), so the embedded default behaves like one
-real server.
+real server. fakeredis (with lupa for the Lua scripts) is the optional extra ``memory``: it is
+imported only for a ``memory://`` URL.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import fakeredis
 import redis
 import redis.asyncio
 import redis.asyncio.connection
@@ -24,8 +25,11 @@ from redis.retry import Retry
 from ._breaker import CircuitBreaker
 from ._core._effects import Command, Flow
 from ._drive import AsyncDriver, BackendState, SyncDriver
-from ._exceptions import BackendError, NotInitializedError
+from ._exceptions import BackendError, ConfigurationError, NotInitializedError
 from ._settings import RedisSettings
+
+if TYPE_CHECKING:
+    import fakeredis
 
 __all__ = [
     "RedisConnection",
@@ -44,7 +48,29 @@ _memory_servers: dict[str, fakeredis.FakeServer] = {}
 _memory_lock = threading.Lock()
 
 
+#: What installs the embedded backend's dependencies.
+MEMORY_EXTRA = "pip install 'arketic-cache[memory]'"
+
+
+def _require_memory_backend() -> None:
+    """Import fakeredis and lupa (its Lua runtime, which our scripts need), or say what to install.
+
+    Raises:
+        ConfigurationError: either is missing.
+    """
+    for module in ("fakeredis", "lupa"):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"memory:// needs fakeredis with Lua support ({module} is not installed): "
+                f"{MEMORY_EXTRA}"
+            ) from exc
+
+
 def _memory_server(url: str) -> fakeredis.FakeServer:
+    import fakeredis
+
     with _memory_lock:
         if url not in _memory_servers:
             _memory_servers[url] = fakeredis.FakeServer()
@@ -117,12 +143,15 @@ class RedisConnection:
         """Use ``settings`` (or the defaults), with keyword ``overrides`` such as ``url=``.
 
         Raises:
-            ConfigurationError: a setting is invalid.
+            ConfigurationError: a setting is invalid, or the URL is ``memory://`` and the
+                extra ``memory`` (fakeredis) is not installed.
         """
         if settings is None:
             settings = RedisSettings.create(**overrides)
         elif overrides:
             settings = RedisSettings.create(**{**dict(settings), **overrides})
+        if settings.scheme == "memory":
+            _require_memory_backend()
         self.settings = settings
         breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown, clock)
         secrets = tuple(
@@ -191,6 +220,8 @@ class RedisConnection:
     def _new_sync_client(self) -> redis.Redis:
         options = _client_options(self.settings, "sync")
         if self.settings.scheme == "memory":
+            import fakeredis
+
             return fakeredis.FakeRedis(server=_memory_server(self.settings.url), **options)
         pool = redis.ConnectionPool.from_url(self.settings.url, **options)
         return redis.Redis(connection_pool=pool)
@@ -198,6 +229,8 @@ class RedisConnection:
     def _new_async_client(self) -> redis.asyncio.Redis:
         options = _client_options(self.settings, "async")
         if self.settings.scheme == "memory":
+            import fakeredis
+
             return fakeredis.FakeAsyncRedis(server=_memory_server(self.settings.url), **options)
         pool = redis.asyncio.ConnectionPool.from_url(self.settings.url, **options)
         return redis.asyncio.Redis(connection_pool=pool)
