@@ -2,21 +2,24 @@
 
 ``memory://name`` is an in-process fakeredis server, one per URL, shared by the sync and async
 clients (and by every connection to the same URL), so the embedded default behaves like one
-real server.
+real server. fakeredis (with lupa for the Lua scripts) is the optional extra ``memory``: it is
+imported only for a ``memory://`` URL.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import fakeredis
 import redis
 import redis.asyncio
+import redis.asyncio.connection
+import redis.connection
 from redis.backoff import NoBackoff
-from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
 from ._breaker import CircuitBreaker
@@ -24,6 +27,9 @@ from ._core._effects import Command, Flow
 from ._drive import AsyncDriver, BackendState, SyncDriver
 from ._exceptions import BackendError, ConfigurationError, NotInitializedError
 from ._settings import RedisSettings
+
+if TYPE_CHECKING:
+    import fakeredis
 
 __all__ = [
     "RedisConnection",
@@ -42,14 +48,52 @@ _memory_servers: dict[str, fakeredis.FakeServer] = {}
 _memory_lock = threading.Lock()
 
 
+#: What installs the embedded backend's dependencies.
+MEMORY_EXTRA = "pip install 'arketic-cache[memory]'"
+
+
+def _require_memory_backend() -> None:
+    """Import fakeredis and lupa (its Lua runtime, which our scripts need), or say what to install.
+
+    Raises:
+        ConfigurationError: either is missing.
+    """
+    for module in ("fakeredis", "lupa"):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"memory:// needs fakeredis with Lua support ({module} is not installed): "
+                f"{MEMORY_EXTRA}"
+            ) from exc
+
+
 def _memory_server(url: str) -> fakeredis.FakeServer:
+    import fakeredis
+
     with _memory_lock:
         if url not in _memory_servers:
             _memory_servers[url] = fakeredis.FakeServer()
         return _memory_servers[url]
 
 
-def _client_options(settings: RedisSettings) -> dict[str, Any]:
+def _takes_maint_notifications(connection: type[Any]) -> bool:
+    """Whether a redis-py connection class has maintenance notifications to configure.
+
+    The sync connections have them from redis-py 7.0, the asyncio ones from 8.1; older ones
+    take no such option (an unknown keyword is a ``TypeError`` when the pool connects).
+    """
+    return "maint_notifications_config" in inspect.signature(connection.__init__).parameters
+
+
+_MAINT_NOTIFICATIONS = {
+    "sync": _takes_maint_notifications(redis.connection.AbstractConnection),
+    "async": _takes_maint_notifications(redis.asyncio.connection.AbstractConnection),
+}
+
+
+def _client_options(settings: RedisSettings, flavour: Literal["sync", "async"]) -> dict[str, Any]:
+    """redis-py's options for a ``flavour`` (``sync`` or ``async``) client of ``settings``."""
     options: dict[str, Any] = {
         "decode_responses": True,
         # A stored value that is not UTF-8 decodes (lossless) to a str the JSON codec rejects,
@@ -68,11 +112,14 @@ def _client_options(settings: RedisSettings) -> dict[str, Any]:
         # multiplies the time a caller can hang. The breaker handles outages instead.
         retry=Retry(NoBackoff(), 0),
         client_name="arketic_cache",
-        # With RESP3, redis-py 8's "auto" maintenance notifications stop the asyncio pool from
+    )
+    if _MAINT_NOTIFICATIONS[flavour]:
+        # With RESP3, redis-py's "auto" maintenance notifications stop the asyncio pool from
         # discarding a pooled connection the server closed, so the first call after a server
         # restart failed. Those notifications exist only on Redis Enterprise/Cloud.
-        maint_notifications_config=MaintNotificationsConfig(enabled=False),
-    )
+        from redis.maint_notifications import MaintNotificationsConfig
+
+        options["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
     if settings.password is not None:
         options["password"] = settings.password.get_secret_value()
     if settings.ssl_password is not None and settings.scheme == "rediss":
@@ -96,7 +143,8 @@ class RedisConnection:
         """Use ``settings`` (or the defaults), with keyword ``overrides`` such as ``url=``.
 
         Raises:
-            ConfigurationError: a setting is invalid.
+            ConfigurationError: a setting is invalid, or the URL is ``memory://`` and the
+                extra ``memory`` (fakeredis) is not installed.
         """
         if settings is not None and not isinstance(settings, RedisSettings):
             hint = " (a URL goes in url=...)" if isinstance(settings, str) else ""
@@ -108,6 +156,8 @@ class RedisConnection:
             settings = RedisSettings.create(**overrides)
         elif overrides:
             settings = RedisSettings.create(**{**dict(settings), **overrides})
+        if settings.scheme == "memory":
+            _require_memory_backend()
         self.settings = settings
         breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown, clock)
         secrets = tuple(
@@ -175,15 +225,19 @@ class RedisConnection:
         return self.async_driver.client
 
     def _new_sync_client(self) -> redis.Redis:
-        options = _client_options(self.settings)
+        options = _client_options(self.settings, "sync")
         if self.settings.scheme == "memory":
+            import fakeredis
+
             return fakeredis.FakeRedis(server=_memory_server(self.settings.url), **options)
         pool = redis.ConnectionPool.from_url(self.settings.url, **options)
         return redis.Redis(connection_pool=pool)
 
     def _new_async_client(self) -> redis.asyncio.Redis:
-        options = _client_options(self.settings)
+        options = _client_options(self.settings, "async")
         if self.settings.scheme == "memory":
+            import fakeredis
+
             return fakeredis.FakeAsyncRedis(server=_memory_server(self.settings.url), **options)
         pool = redis.asyncio.ConnectionPool.from_url(self.settings.url, **options)
         return redis.asyncio.Redis(connection_pool=pool)

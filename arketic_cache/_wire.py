@@ -14,6 +14,9 @@ them, and each use falls back to redis-py's public path when the internal is not
   frames on a subscriber connection (``keep_push_frames``);
 * ``Connection.read_response(push_request=True)``: push frames returned by a read
   (``read_frame``, ``aread_frame``).
+
+One public name differs across the supported redis-py releases: the asyncio connection's
+``can_read`` is ``can_read_destructive`` before 8.0 (``aready``).
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class AsyncConnection(Protocol):
     """What the asyncio driver uses of a redis-py connection."""
 
     async def can_read(self) -> bool: ...
+    async def can_read_destructive(self) -> bool: ...
     async def connect(self) -> None: ...
     async def disconnect(self, nowait: bool = False) -> None: ...
     def pack_commands(self, commands: Any) -> list[bytes]: ...
@@ -200,7 +204,11 @@ async def aready(conn: AsyncConnection) -> None:
         await conn.connect()
         return
     try:
-        stale = await conn.can_read()
+        try:
+            can_read = conn.can_read
+        except AttributeError:  # redis-py before 8.0
+            can_read = conn.can_read_destructive
+        stale = await can_read()
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         stale = True
     if stale:

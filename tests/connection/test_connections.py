@@ -4,17 +4,19 @@ opens is closed by it.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 import redis
 
-from arketic_cache import BackendUnavailable, RedisSettings
+from arketic_cache import BackendUnavailable, RedisConnection, RedisSettings
 from arketic_cache.testing import RedisServer, free_port
 
 from ..helpers import redis_server_binary
@@ -117,6 +119,29 @@ def test_round_trip_on_both_protocols(protocol: int, twin: Twin, redis_server: R
     assert info["client"]["hits"] == 4
     assert info["client"]["misses"] == 2
     assert int(twin.client_info(conn)["resp"]) == protocol
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:1/0", "rediss://127.0.0.1:1/0", "unix:///nonexistent.sock"]
+)
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_redis_py_takes_every_option_we_pass(url: str, protocol: int) -> None:
+    """The options given to redis-py's pools suit the installed redis-py: each pool's
+    connection class accepts them (an option newer than it, such as maintenance notifications
+    on a redis-py 7 or 8.0 asyncio connection, is a TypeError at the first call), and
+    maintenance notifications are off wherever redis-py has them."""
+    conn = RedisConnection(url=url, protocol=protocol)
+
+    async def pools() -> list[Any]:
+        return [conn.sync_client.connection_pool, conn.client.connection_pool]
+
+    try:
+        for pool in asyncio.run(pools()):
+            made = pool.connection_class(**pool.connection_kwargs)  # built, not connected
+            config = getattr(made, "maint_notifications_config", None)
+            assert config is None or config.enabled is False, (pool, config)
+    finally:
+        asyncio.run(conn.aclose())
 
 
 def _openssl(*args: str, cwd: Path) -> None:

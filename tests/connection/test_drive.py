@@ -275,7 +275,11 @@ def test_one_connection_serves_one_event_loop_after_another(backend_url: str) ->
             assert asyncio.run(round_trip(2)) == (2, {"user_id": 2}, (True, 2, 8))
             gc.collect()
         assert conn.async_driver._made  # this loop's own
-        assert all(old() is None for old in first)  # the first loop's were dropped
+        if not backend_url.startswith("memory://"):
+            # The first loop's were dropped. (fakeredis keeps an error reply it sent, such as
+            # a NOSCRIPT, on its in-process socket; under redis-py 7 that reply's traceback
+            # still reaches the connection that raised it.)
+            assert all(old() is None for old in first)
         assert conn.state.errors == 0
     finally:
         with warnings.catch_warnings():

@@ -280,8 +280,11 @@ class TestUpdate:
                 return list(done), await async_sm.get_session(sid)
 
             results, data = flavor.runner.run(race())
-            # Every task read version 1 before any wrote: all but one had to retry.
-            assert async_sm.get_info()["update_conflicts"] >= workers - 1
+            if not flavor.backend_url.startswith("memory://"):
+                # Every task read version 1 before any wrote: all but one had to retry. (On
+                # the embedded backend the tasks interleave only where redis-py's write waits
+                # on the loop, as from redis-py 8.0 on; before, each update runs through.)
+                assert async_sm.get_info()["update_conflicts"] >= workers - 1
         assert results == [True] * workers
         assert data == {"base": 0, **{f"field{n}": n for n in range(workers)}}
 

@@ -86,6 +86,8 @@ async def batch_get_users_typed(user_ids: list[int]) -> dict[UserProfileKey, dic
 # -- "4. Real-time Features": publish and subscribe on the raw client ----------------------------
 async def publish_chat_message(chat_id: str, message_data: str) -> None:
     redis = get_redis()
-    assert_type(await redis.publish(f"chat:{chat_id}", message_data), int)
+    # redis-py's own annotations: an int from 8.0 on, Any before (both supported).
+    receivers: int = await redis.publish(f"chat:{chat_id}", message_data)
+    assert receivers >= 0
     pubsub = redis.pubsub()
     await pubsub.subscribe(f"chat:{chat_id}")
