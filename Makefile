@@ -10,12 +10,13 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: help demo test lint typecheck pytest bench redis-server clean
+.PHONY: help demo test test-oldest lint typecheck pytest bench redis-server clean
 
 help:
-	@echo "make demo   run the demo (embedded backend unless REDIS_URL is set)"
-	@echo "make test   lint, type-check and run the tests (fakeredis and a real redis-server)"
-	@echo "make bench  run the benchmarks against a throwaway redis-server"
+	@echo "make demo         run the demo (embedded backend unless REDIS_URL is set)"
+	@echo "make test         lint, type-check and run the tests (fakeredis and a real redis-server)"
+	@echo "make test-oldest  run the tests on the oldest supported redis-py ($(REDIS_PY_OLDEST))"
+	@echo "make bench        run the benchmarks against a throwaway redis-server"
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -49,6 +50,23 @@ pytest: $(STAMP) redis-server
 
 test: lint typecheck pytest
 
+# The oldest redis-py that pyproject.toml accepts, tested in a venv of its own pinned to it.
+REDIS_PY_OLDEST := 7.4.0
+OLDEST := .venv-oldest
+
+$(OLDEST)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
+	$(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
+	$(OLDEST)/bin/python -m pip install --quiet -e '.[dev]' 'redis==$(REDIS_PY_OLDEST)'
+	@touch $@
+
+# The suite on the oldest supported redis-py; it first shows (and checks) the version it runs on.
+test-oldest: $(OLDEST)/.installed redis-server
+	$(OLDEST)/bin/python -c 'import redis, sys; print("redis-py", redis.__version__); \
+		sys.exit(redis.__version__ != "$(REDIS_PY_OLDEST)")'
+	$(OLDEST)/bin/python -m pytest
+
 # The peer libraries (cashews, aiocache, dogpile.cache) are installed only for the benchmarks.
 $(VENV)/.bench-installed: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
@@ -59,4 +77,4 @@ bench: $(VENV)/.bench-installed redis-server
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(OLDEST) .mypy_cache .pytest_cache .ruff_cache *.egg-info
