@@ -24,9 +24,19 @@ _retired = CacheStats()  # the counts of collected owners
 _samples: deque[tuple[float, int, int]] = deque([(time.monotonic(), 0, 0)], maxlen=4096)
 
 
+_dead: deque[int] = deque()  # owners collected since the last read (appended lock-free)
+
+
 def _retire(key: int) -> None:
-    with _lock:
-        stats = _live.pop(key, None)
+    # A finalizer may run inside a garbage collection triggered while ``_lock`` is held by
+    # this very thread: it must not take the lock, so it only queues the key.
+    _dead.append(key)
+
+
+def _settle() -> None:
+    """Move the counts of collected owners into the retired totals (``_lock`` held)."""
+    while _dead:
+        stats = _live.pop(_dead.popleft(), None)
         if stats is not None:
             _retired.hits += stats.hits + stats.l1_hits
             _retired.misses += stats.misses
@@ -43,8 +53,9 @@ def track(owner: object, stats: CacheStats) -> None:
 def total_lookups() -> tuple[int, int]:
     """(hits at either level, misses) of every cache this process made."""
     with _lock:
+        _settle()
         hits, misses = _retired.hits, _retired.misses
-        for stats in _live.values():
+        for stats in list(_live.values()):
             hits, misses = hits + stats.hits + stats.l1_hits, misses + stats.misses
     return hits, misses
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -300,3 +301,20 @@ def test_thresholds_are_settings(fresh_server: RedisServer, conn: RedisConnectio
     check = health_report_sync(conn, thresholds=limits).checks["memory"]
     assert check.level == "critical"
     assert "of memory_limit_bytes" in check.reason
+
+
+def test_a_collected_cache_never_blocks_on_the_lookup_lock(conn: RedisConnection) -> None:
+    """A cache collected while the totals are being read (a GC inside the lock, same thread)
+    must not wait for the lock: its counts are queued and still land in the totals."""
+    cache = SyncRedisCache(conn)
+    cache.set("k", 1)
+    cache.get("k")
+    key = next(iter(_lookups._live))
+    done = threading.Event()
+    with _lookups._lock:  # as if a collection ran inside total_lookups()
+        retirer = threading.Thread(target=lambda: (_lookups._retire(key), done.set()))
+        retirer.start()
+        assert done.wait(10)
+    retirer.join()
+    assert _lookups.total_lookups() == (1, 0)
+    assert key not in _lookups._live
