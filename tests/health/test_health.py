@@ -311,8 +311,13 @@ def test_a_collected_cache_never_blocks_on_the_lookup_lock(conn: RedisConnection
     cache.get("k")
     key = next(iter(_lookups._live))
     done = threading.Event()
+
+    def retire() -> None:
+        _lookups._retire(key)
+        done.set()
+
     with _lookups._lock:  # as if a collection ran inside total_lookups()
-        retirer = threading.Thread(target=lambda: (_lookups._retire(key), done.set()))
+        retirer = threading.Thread(target=retire)
         retirer.start()
         assert done.wait(10)
     retirer.join()
