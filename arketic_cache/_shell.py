@@ -129,12 +129,8 @@ def check_connection(connection: Any, owner: str) -> _connection.RedisConnection
     if connection is None or isinstance(connection, _connection.RedisConnection):
         return connection
     if isinstance(connection, str):
-        url = redact_url(connection)
-        raise ConfigurationError(
-            f"{owner}: connection is a RedisConnection, not the str {url!r}: pass "
-            f"connection=RedisConnection(url=...)"
-            + (f" or use {owner}.from_url(...)" if owner.endswith("RedisCache") else "")
-        )
+        also = f"{owner}.from_url(...)" if owner.endswith("RedisCache") else None
+        raise misplaced_str(owner, "connection", "a RedisConnection", connection, also)
     raise ConfigurationError(
         f"{owner}: connection is a RedisConnection (or None for the init_redis() one), "
         f"not a {type(connection).__name__}"
@@ -148,12 +144,18 @@ def check_flag(owner: str, name: str, value: Any) -> bool:
     return value
 
 
-def misplaced_str(owner: str, name: str, expected: str, value: str) -> ConfigurationError:
-    """The error for a str (often a URL) given where ``expected`` belongs; passwords masked."""
+def misplaced_str(
+    owner: str, name: str, expected: str, value: str, also: str | None = None
+) -> ConfigurationError:
+    """The error for a str (often a URL) given where ``expected`` belongs; passwords masked.
+
+    ``also`` names another form that takes the URL (e.g. ``RedisCache.from_url(...)``).
+    """
     shown = redact_url(value) if "://" in value else value
+    other = f", or use {also}" if also else ""
     return ConfigurationError(
         f"{owner}: {name} is {expected}, not the str {shown!r} "
-        "(a URL goes in connection=RedisConnection(url=...))"
+        f"(a URL goes in connection=RedisConnection(url=...){other})"
     )
 
 

@@ -210,11 +210,12 @@ def memory_check(
     used = _number(info, "used_memory")
     if used is None:
         return _unknown("memory: INFO has no used_memory")
-    limit = _number(info, "maxmemory") or t.memory_limit_bytes
-    source = "maxmemory" if _number(info, "maxmemory") else "memory_limit_bytes"
+    maxmemory = int(_number(info, "maxmemory") or 0)
+    limit = maxmemory or t.memory_limit_bytes
+    source = "maxmemory" if maxmemory else "memory_limit_bytes"
     details: dict[str, Any] = {
         "used_memory": int(used),
-        "maxmemory": int(_number(info, "maxmemory") or 0),
+        "maxmemory": maxmemory,
         "evicted_keys": int(_number(info, "evicted_keys") or 0),
     }
     level: Level = "ok"
