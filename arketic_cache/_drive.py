@@ -45,7 +45,7 @@ from ._wire import (
     tolerates,
 )
 
-__all__ = ["AsyncDriver", "BackendState", "SyncDriver", "map_error"]
+__all__ = ["FAILURE_KINDS", "AsyncDriver", "BackendState", "SyncDriver", "kind_of", "map_error"]
 
 T = TypeVar("T")
 
@@ -57,17 +57,40 @@ logger = logging.getLogger("arketic_cache")
 REDIS_ERRORS = (redis.RedisError, RedisClusterException, OSError)
 
 
+#: The kinds of failure counted apart (``BackendState.failures``, the metrics' ``kind`` label).
+FAILURE_KINDS = ("timeout", "unavailable", "response", "pool_exhausted", "wrong_type")
+
+
+def kind_of(error: BackendError) -> str:
+    """The failure kind of ``error``: one of ``FAILURE_KINDS``, or ``circuit_open``."""
+    if isinstance(error, PoolExhausted):
+        return "pool_exhausted"
+    if isinstance(error, BackendTimeout):
+        return "timeout"
+    if isinstance(error, CircuitOpen):
+        return "circuit_open"
+    if isinstance(error, BackendUnavailable):
+        return "unavailable"
+    if str(error).startswith("ResponseError: WRONGTYPE"):
+        return "wrong_type"
+    return "response"
+
+
 class BackendState:
     """What a connection's sync and async drivers share: the breaker and the failure counters."""
 
     __slots__ = (
         "breaker",
+        "breaker_opens",
         "errors",
         "failing",
+        "failures",
         "last_failure",
+        "last_kind",
         "pool_exhausted",
         "pool_size",
         "pool_timeout",
+        "pool_waits",
         "secrets",
         "short_circuits",
         "skipping",
@@ -92,8 +115,14 @@ class BackendState:
         self.pool_size = pool_size
         self.pool_timeout = pool_timeout
         self.errors = 0
+        #: Failed calls by kind (``FAILURE_KINDS``); ``errors`` is their sum less WRONGTYPE.
+        self.failures = dict.fromkeys(FAILURE_KINDS, 0)
+        #: The kind of the last failed or short-circuited call (what a degraded answer was for).
+        self.last_kind: str | None = None
         self.short_circuits = 0
+        self.breaker_opens = 0
         self.pool_exhausted = 0
+        self.pool_waits = 0  # calls that found every connection busy and queued for one
         self.failing = False
         self.skipping = False  # the breaker's opening was logged for this burst
         #: Calls refused with WRONGTYPE: a key holding another type (a misconfiguration, not
@@ -181,6 +210,10 @@ class _Driver:
     def _count(self, error: BackendError, opened: bool, strict: bool) -> None:
         state = self.state
         state.errors += 1
+        kind = state.last_kind = kind_of(error)
+        state.failures[kind] += 1
+        if opened:
+            state.breaker_opens += 1
         announce = opened and not state.skipping
         if not state.failing or announce:
             state.failing = True
@@ -196,6 +229,8 @@ class _Driver:
         """Count a WRONGTYPE apart from outages and log it once per key, as an error."""
         state = self.state
         state.wrong_type += 1
+        state.failures["wrong_type"] += 1
+        state.last_kind = "wrong_type"
         keys = ", ".join(keys_of(effect)) if effect is not None else "?"
         if keys in state.wrong_type_keys:
             return
@@ -246,6 +281,7 @@ class _Driver:
 
     def _short_circuit(self, fallback: T, strict: bool) -> T:
         self.state.short_circuits += 1
+        self.state.last_kind = "circuit_open"
         if strict:
             cause = self.state.last_failure
             why = f"; the last: {cause}" if cause is not None else ""
@@ -322,10 +358,14 @@ class SyncDriver(_Driver):
         probing = not breaker.is_closed  # this call is the half-open probe
         slots = self._slots
         try:
-            slots.get(timeout=self.state.pool_timeout)
+            slots.get_nowait()
         except queue.Empty:
-            flow.close()
-            return self._exhausted(fallback, strict)
+            self.state.pool_waits += 1
+            try:
+                slots.get(timeout=self.state.pool_timeout)
+            except queue.Empty:
+                flow.close()
+                return self._exhausted(fallback, strict)
         if not (probing or breaker.is_closed):  # it opened while this call queued
             slots.put(None)
             flow.close()
@@ -437,6 +477,7 @@ class AsyncDriver(_Driver):
             self._move_to(asyncio.get_running_loop())
         slots = self._slots
         if slots.locked():
+            self.state.pool_waits += 1
             try:
                 await asyncio.wait_for(slots.acquire(), self.state.pool_timeout)
             except TimeoutError:
