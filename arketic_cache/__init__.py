@@ -86,6 +86,15 @@ from ._keys import (
     StringKey,
     stable_hash,
 )
+from ._metrics import (
+    BackendMetrics,
+    CacheMetrics,
+    ListenerMetrics,
+    MetricsSnapshot,
+    RateLimitMetrics,
+    SessionMetrics,
+    metrics_snapshot,
+)
 from ._rate_limited import rate_limited
 from ._ratelimit import RedisRateLimiter, SyncRedisRateLimiter
 from ._repositories import (
@@ -116,10 +125,12 @@ __all__ = [
     "ArketicCacheError",
     "AsyncCached",
     "BackendError",
+    "BackendMetrics",
     "BackendResponseError",
     "BackendTimeout",
     "BackendUnavailable",
     "CacheInfo",
+    "CacheMetrics",
     "Cached",
     "CachedDecorator",
     "ChatMessagesKey",
@@ -146,6 +157,8 @@ __all__ = [
     "LimitState",
     "ListKey",
     "ListRepository",
+    "ListenerMetrics",
+    "MetricsSnapshot",
     "NotInitializedError",
     "PoolExhausted",
     "RateLimitAIRequestsKey",
@@ -156,6 +169,7 @@ __all__ = [
     "RateLimitExceeded",
     "RateLimitIpKey",
     "RateLimitKey",
+    "RateLimitMetrics",
     "RateLimitOrgMonthlyKey",
     "RateLimitUploadKey",
     "RedisCache",
@@ -172,6 +186,7 @@ __all__ = [
     "SessionData",
     "SessionKey",
     "SessionMetadata",
+    "SessionMetrics",
     "SessionRecord",
     "SessionRefreshFamilyKey",
     "SessionRefreshKey",
@@ -209,6 +224,7 @@ __all__ = [
     "health_report_sync",
     "init_redis",
     "init_redis_sync",
+    "metrics_snapshot",
     "rate_limit_headers",
     "rate_limited",
     "rate_limiter",

@@ -39,15 +39,15 @@ from ._core._cached import (
     store_entry,
 )
 from ._core._effects import Flow
+from ._counters import track
 from ._exceptions import ConfigurationError, SerializationError
 from ._invalidation import Coherence, coherence, coherence_mode
 from ._keys import KeySchema
 from ._l1 import L1Store
-from ._lookups import track
 from ._primitives import AsyncFlights, Flights
 from ._ttl import TTL
 
-__all__ = ["FAILED", "CacheInfo", "CachedState"]
+__all__ = ["FAILED", "CacheInfo", "CachedState", "live_states"]
 
 logger = logging.getLogger("arketic_cache")
 
@@ -146,8 +146,7 @@ class CachedState:
         self._prefix = ""
         self.codec = EnvelopeCodec(return_type(fn), 1 << 20)
         self.stats = CacheStats()
-        track(self, self.stats)
-        self.errors = 0
+        track(self, "cached", self.keyer.label, self.stats)
         self.flights: Flights[Any] = Flights()
         self.aflights: AsyncFlights[Any] = AsyncFlights()
         # Rendering a key binds the signature and hashes the arguments (~10 us): remember it
@@ -238,7 +237,7 @@ class CachedState:
 
     def info(self) -> CacheInfo:
         size = len(self.l1) if self.l1 is not None else 0
-        errors = self.errors + self.stats.decode_errors  # failures and unreadable entries
+        errors = self.stats.errors + self.stats.decode_errors  # failures and unreadable entries
         mode = coherence_mode(self._bound) if self._bound is not None else "none"
         stats = self.stats
         return CacheInfo(stats.l1_hits, stats.hits, stats.misses, errors, size, mode)
@@ -287,7 +286,7 @@ class CachedState:
         """Read L2: ``("hit", value)``, ``("miss", None)`` or ``("failed", None)``."""
         entry = yield Run(conn, load_entry(call.l2_key, self.codec, self.stats), FAILED)
         if entry is FAILED:
-            self.errors += 1
+            self.stats.errors += 1
             return "failed", None
         if entry is None:
             return "miss", None
@@ -343,7 +342,7 @@ class CachedState:
         try:
             data = self.codec.encode(value, seconds)
         except SerializationError as exc:
-            self.errors += 1
+            self.stats.errors += 1
             logger.warning("%s: result not cached in Redis: %s", self.keyer.namespace, exc)
             return value
         co = self._coherence()
@@ -354,7 +353,7 @@ class CachedState:
         # its report would never come and a later one would be skipped instead.
         expected = self.l1 is not None and self.l1.coherent and co.expect(l2_key)
         if not (yield Run(conn, flow, False)):
-            self.errors += 1
+            self.stats.errors += 1
             if expected:  # if it landed after all, its report evicts the copy: conservative
                 co.unexpect(l2_key)
         return value
@@ -390,7 +389,7 @@ class CachedState:
                     conn, claim_lease(l2_key, token, self.lease_ms, self.codec, self.stats), None
                 )
                 if claim is None:  # Redis failed: compute here
-                    self.errors += 1
+                    self.stats.errors += 1
                     return None, None
                 if claim.acquired and claim.entry is not None:  # it landed as we claimed
                     yield Run(conn, self._release(l2_key, token), False)
@@ -418,8 +417,9 @@ class CachedState:
         flow = invalidate_entry(l2_key, co.channel, self._notice(l2_key), co.own_listeners)
         existed = yield Run(conn, flow, FAILED)
         if existed is FAILED:  # still in L2, and other processes still serve their copies
-            self.errors += 1
+            self.stats.errors += 1
             return False
+        self.stats.invalidations += 1
         return bool(existed) or dropped
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -436,6 +436,11 @@ class CachedState:
 
 
 _alive: weakref.WeakSet[CachedState] = weakref.WeakSet()
+
+
+def live_states() -> list[CachedState]:
+    """Every decorated function's state not yet collected (what the metrics read)."""
+    return list(_alive)
 
 
 def _after_fork_in_child() -> None:

@@ -12,6 +12,7 @@ import importlib
 import inspect
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -40,6 +41,7 @@ __all__ = [
     "get_redis_sync",
     "init_redis",
     "init_redis_sync",
+    "live_connections",
 ]
 
 logger = logging.getLogger("arketic_cache")
@@ -173,6 +175,7 @@ class RedisConnection:
         self._sync: SyncDriver | None = None
         self._async: AsyncDriver | None = None
         self._closing: list[Callable[[], None]] = []
+        _live.add(self)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> RedisConnection:
@@ -303,6 +306,13 @@ def _ping() -> Flow[bool]:
 
 
 _current: RedisConnection | None = None
+#: Every connection not yet collected (what the metrics snapshot reads).
+_live: weakref.WeakSet[RedisConnection] = weakref.WeakSet()
+
+
+def live_connections() -> list[RedisConnection]:
+    """Every connection this process made that is not yet collected (closed ones too)."""
+    return list(_live)
 
 
 def current_connection() -> RedisConnection:

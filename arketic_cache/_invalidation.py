@@ -34,7 +34,7 @@ from ._core._subscribe import Message, Subscribed, Topics
 from ._l1 import L1Store
 from ._subscribe import SubscriberThread
 
-__all__ = ["ANNOUNCE_CHANNEL", "Coherence", "coherence", "coherence_mode"]
+__all__ = ["ANNOUNCE_CHANNEL", "Coherence", "coherence", "coherence_mode", "coherence_of"]
 
 logger = logging.getLogger("arketic_cache")
 
@@ -56,6 +56,11 @@ def coherence(conn: _connection.RedisConnection) -> Coherence:
                 found = _registry[conn] = Coherence(conn)
                 conn.on_close(found.stop)
     return found
+
+
+def coherence_of(conn: _connection.RedisConnection) -> Coherence | None:
+    """The coherence listener of ``conn`` if one was created."""
+    return _registry.get(conn)
 
 
 def coherence_mode(conn: _connection.RedisConnection) -> str:

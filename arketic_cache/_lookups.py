@@ -1,62 +1,36 @@
-"""This process's cache lookups, summed over every cache and ``@cached`` function it made.
+"""This process's cache lookups over a recent window, summed over every cache it made.
 
 Health judges the hit rate from these (the library's own counters) rather than from the
 server's ``keyspace_hits``, which also counts EXISTS, TTL and script reads of every client.
-A collected cache's counts stay in the totals, so a window's difference never goes negative.
+A collected cache's counts stay in the totals (``_counters.py``), so a window's difference
+never goes negative.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections import deque
 
-from ._core._cache import CacheStats
 from ._core._health import Lookups
+from ._counters import totals
 
-__all__ = ["recent_lookups", "total_lookups", "track"]
+__all__ = ["LOOKUP_FAMILIES", "recent_lookups", "total_lookups"]
+
+#: The counter families whose lookups the hit rate judges.
+LOOKUP_FAMILIES = ("cache", "repository", "cached")
 
 _lock = threading.Lock()
-_live: dict[int, CacheStats] = {}
-_retired = CacheStats()  # the counts of collected owners
 #: (monotonic time, hits, misses) at each health check, oldest first; the first is the start.
 _samples: deque[tuple[float, int, int]] = deque([(time.monotonic(), 0, 0)], maxlen=4096)
 
 
-_dead: deque[int] = deque()  # owners collected since the last read (appended lock-free)
-
-
-def _retire(key: int) -> None:
-    # A finalizer may run inside a garbage collection triggered while ``_lock`` is held by
-    # this very thread: it must not take the lock, so it only queues the key.
-    _dead.append(key)
-
-
-def _settle() -> None:
-    """Move the counts of collected owners into the retired totals (``_lock`` held)."""
-    while _dead:
-        stats = _live.pop(_dead.popleft(), None)
-        if stats is not None:
-            _retired.hits += stats.hits + stats.l1_hits
-            _retired.misses += stats.misses
-
-
-def track(owner: object, stats: CacheStats) -> None:
-    """Count ``stats`` (``owner``'s counters) in the process's totals, also after ``owner``
-    is collected."""
-    with _lock:
-        _live[id(stats)] = stats
-    weakref.finalize(owner, _retire, id(stats))
-
-
 def total_lookups() -> tuple[int, int]:
     """(hits at either level, misses) of every cache this process made."""
-    with _lock:
-        _settle()
-        hits, misses = _retired.hits, _retired.misses
-        for stats in list(_live.values()):
-            hits, misses = hits + stats.hits + stats.l1_hits, misses + stats.misses
+    hits = misses = 0
+    for counts in totals(*LOOKUP_FAMILIES).values():
+        hits += counts["hits"] + counts["l1_hits"]
+        misses += counts["misses"]
     return hits, misses
 
 

@@ -14,8 +14,19 @@ from typing import Any
 
 from . import _connection
 from ._core._effects import Flow
-from ._core._ratelimit import Decision, Limit, Mode, Plan, decide, degraded, refund, too_costly
+from ._core._ratelimit import (
+    Decision,
+    Limit,
+    Mode,
+    Plan,
+    RateStats,
+    decide,
+    degraded,
+    refund,
+    too_costly,
+)
 from ._core._validate import check_key
+from ._counters import track
 from ._exceptions import ConfigurationError, InvalidInputError
 from ._keys import KeySchema, RateLimitKey
 from ._shell import AsyncShell, Shell, SyncShell, check_clock, check_flag, misplaced_str
@@ -35,8 +46,8 @@ class _LimiterBase(Shell):
         "_clock",
         "_mode",
         "_plans",
+        "_rate_stats",
         "_refunded",
-        "degraded_decisions",
         "fail_closed",
         "window_size",
     )
@@ -80,7 +91,17 @@ class _LimiterBase(Shell):
         # Units already given back, per request id: a second refund of the same decision must
         # not take back other requests' units from a shared counter (buckets, month).
         self._refunded: dict[int, int] = {}
-        self.degraded_decisions = 0
+        self._rate_stats = RateStats()
+        track(self, "ratelimit", self._metric_name(), self._rate_stats)
+
+    def _track(self) -> None:
+        """Its decisions are tracked (``_rate_stats``), not lookups."""
+
+    @property
+    def degraded_decisions(self) -> int:
+        """Decisions answered without Redis (an outage, or a key holding another type)."""
+        stats = self._rate_stats
+        return stats.degraded + stats.misconfigured
 
     def limit(self, limit: int | Limit) -> Limit:
         """``limit`` as a ``Limit`` (an int means per ``window_size``)."""
@@ -107,6 +128,7 @@ class _LimiterBase(Shell):
         """The decision if it needs no Redis (too costly), else the flow that makes it."""
         keys, plan, early = self._plan(key, limits, cost)
         if early is not None:
+            self._rate_stats.denied += 1
             return early
         return decide(keys, plan, cost, secrets.randbits(40), self._now()), plan
 
@@ -127,10 +149,20 @@ class _LimiterBase(Shell):
             return keys, plan, too_costly(plan, cost)
         return keys, plan, None
 
-    def _degraded(self, plan: Plan, cost: int) -> Decision:
-        """The answer when Redis failed (built only then, not on every call)."""
-        self.degraded_decisions += 1
-        return degraded(plan, cost, allowed=not self.fail_closed)
+    def _decided(self, decision: Decision | None, plan: Plan, cost: int) -> Decision:
+        """Count Redis' decision; None (Redis failed) becomes the degraded one."""
+        stats = self._rate_stats
+        if decision is None:
+            if self._bind().state.last_kind == "wrong_type":
+                stats.misconfigured += 1
+            else:
+                stats.degraded += 1
+            return degraded(plan, cost, allowed=not self.fail_closed)
+        if decision.allowed:
+            stats.allowed += 1
+        else:
+            stats.denied += 1
+        return decision
 
     def _now(self) -> int | None:
         return None if self._clock is None else self._clock()
@@ -171,7 +203,7 @@ class SyncRedisRateLimiter(_LimiterBase, SyncShell):
         if isinstance(step, Decision):
             return step
         flow, plan = step
-        return self._run(flow, None) or self._degraded(plan, cost)
+        return self._decided(self._run(flow, None), plan, cost)
 
     def quota(self, key: RateKey, limit: int, *, cost: int = 1) -> Decision:
         """A calendar-month quota (UTC): ``reset_after`` runs to 00:00 on the 1st."""
@@ -198,7 +230,7 @@ class RedisRateLimiter(_LimiterBase, AsyncShell):
         if isinstance(step, Decision):
             return step
         flow, plan = step
-        return await self._run(flow, None) or self._degraded(plan, cost)
+        return self._decided(await self._run(flow, None), plan, cost)
 
     async def quota(self, key: RateKey, limit: int, *, cost: int = 1) -> Decision:
         """A calendar-month quota (UTC): ``reset_after`` runs to 00:00 on the 1st."""

@@ -33,6 +33,7 @@ from ._core._session import (
     new_family,
     new_secret,
 )
+from ._counters import track
 from ._exceptions import ConfigurationError, InvalidInputError
 from ._shell import AsyncShell, Shell, SyncShell, check_clock, check_flag, misplaced_str
 
@@ -134,8 +135,12 @@ class _SessionBase(Shell):
         self.min_id_length = min_id_length
         self._clock = clock
         self._session_stats = SessionStats()
+        track(self, "session", self._metric_name(), self._session_stats)
         # Rendered index keys by user id: rendering validates through pydantic (microseconds).
         self._indexes: dict[tuple[Id, str], tuple[str, str]] = {}
+
+    def _track(self) -> None:
+        """Its session events are tracked (``_session_stats``), not lookups."""
 
     # -- keys ---------------------------------------------------------------------------------
     @property
@@ -177,6 +182,7 @@ class _SessionBase(Shell):
             self._lifetime_ms,
             self._sessions,
             self._now(),
+            self._session_stats,
         )
 
     def _read(self, handle: str) -> Flow[dict[str, Any] | None]:
@@ -195,10 +201,11 @@ class _SessionBase(Shell):
         return flows.sessions_of(index, self._sessions, self._now(), self._session_stats)
 
     def _logout(self, user_id: Id) -> Flow[int]:
-        return flows.logout(self._index(user_id)[0], self._sessions, self._now())
+        index = self._index(user_id)[0]
+        return flows.logout(index, self._sessions, self._now(), self._session_stats)
 
     def _delete(self, handle: str) -> Flow[bool]:
-        return flows.delete(self._key(handle), handle, self._sessions)
+        return flows.delete(self._key(handle), handle, self._sessions, self._session_stats)
 
     def _extend(self, handle: str) -> Flow[bool]:
         return flows.extend(self._key(handle), handle, self._ttl_ms, self._sessions, self._now())
@@ -221,6 +228,7 @@ class _SessionBase(Shell):
             self._ttl_ms,
             self._sessions,
             self._now(),
+            self._session_stats,
         )
         return _then(flow, new_id)
 
@@ -418,9 +426,7 @@ class RedisSessionManager(_SessionBase, AsyncShell):
 
     async def delete_user_sessions(self, user_id: Id) -> int:
         """Log the user out everywhere in one atomic step; how many sessions ended."""
-        return await self._run(
-            flows.logout(self._index(user_id)[0], self._sessions, self._now()), 0
-        )
+        return await self._run(self._logout(user_id), 0)
 
     async def revoke_session(self, handle: str) -> bool:
         """End a session by its handle (from ``get_user_sessions``)."""

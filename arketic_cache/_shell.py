@@ -10,14 +10,14 @@ from __future__ import annotations
 import sys
 import warnings
 from asyncio import _get_running_loop
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from . import _connection
 from ._core._cache import CacheStats
 from ._core._effects import Flow
+from ._counters import track
 from ._exceptions import ConfigurationError
 from ._invalidation import coherence_mode
-from ._lookups import track
 from ._settings import redact_url
 
 __all__ = [
@@ -31,11 +31,16 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+#: What a driver returns for a failed call, so that the shell can count it before degrading.
+_FAILED: Any = object()
 _PACKAGE = __name__.rpartition(".")[0] + "."
 
 
 class Shell:
     """A connection-bound shell: ``strict`` mode, own counters, settings-derived state."""
+
+    #: The counter family its ``_stats`` are reported under (``_counters.py``).
+    _family: ClassVar[str] = "cache"
 
     __slots__ = (
         "__weakref__",
@@ -63,7 +68,15 @@ class Shell:
         self._stats = CacheStats()
         self._bound: _connection.RedisConnection | None = None
         self._prefix = ""
-        track(self, self._stats)
+        self._track()
+
+    def _track(self) -> None:
+        """Register this shell's counters for the process totals (health, metrics)."""
+        track(self, self._family, self._metric_name(), self._stats)
+
+    def _metric_name(self) -> str:
+        """This shell's name in the metrics: its key prefix (bounded: never a key)."""
+        return self._key_prefix or "default"
 
     @property
     def connection(self) -> _connection.RedisConnection:
@@ -121,7 +134,11 @@ class SyncShell(Shell):
     def _run(self, flow: Flow[T], fallback: T) -> T:
         if _get_running_loop() is not None:
             _warn_blocking(type(self).__name__)
-        return self._bind().sync_driver.run(flow, fallback, self.strict)
+        result = self._bind().sync_driver.run(flow, _FAILED, self.strict)
+        if result is _FAILED:
+            self._stats.errors += 1
+            return fallback
+        return cast(T, result)
 
 
 def check_connection(connection: Any, owner: str) -> _connection.RedisConnection | None:
@@ -185,4 +202,8 @@ class AsyncShell(Shell):
     __slots__ = ()
 
     async def _run(self, flow: Flow[T], fallback: T) -> T:
-        return await self._bind().async_driver.run(flow, fallback, self.strict)
+        result = await self._bind().async_driver.run(flow, _FAILED, self.strict)
+        if result is _FAILED:
+            self._stats.errors += 1
+            return fallback
+        return cast(T, result)

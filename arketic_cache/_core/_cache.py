@@ -46,10 +46,12 @@ UNLINK_BATCH = 500
 class CacheStats:
     """This client's own counters (the server's are in ``get_info()``)."""
 
-    hits: int = 0
+    hits: int = 0  # found in Redis (L2)
     misses: int = 0
     decode_errors: int = 0
     l1_hits: int = 0  # ``@cached`` only: served from the in-process level
+    errors: int = 0  # calls that failed on Redis (answered with the degraded default)
+    invalidations: int = 0  # ``@cached`` only: invalidate() calls that reached Redis
 
 
 def drop_corrupt(key: str, raw: str, stats: CacheStats) -> Flow[None]:

@@ -81,7 +81,16 @@ class CallKeyer:
     parameters never enter the key (an instance's memory address must not be part of it).
     """
 
-    __slots__ = ("_fields", "_key_fn", "_schema", "_signature", "_skip", "namespace", "prefix")
+    __slots__ = (
+        "_fields",
+        "_key_fn",
+        "_schema",
+        "_signature",
+        "_skip",
+        "label",
+        "namespace",
+        "prefix",
+    )
 
     def __init__(
         self,
@@ -101,7 +110,8 @@ class CallKeyer:
         unknown = set(exclude) - set(names)
         if unknown:
             raise ConfigurationError(f"{fn.__qualname__} has no parameter {sorted(unknown)}")
-        label = namespace or f"{fn.__module__}.{fn.__qualname__}"
+        #: The function's name in the metrics: its namespace, or module and qualified name.
+        self.label = label = namespace or f"{fn.__module__}.{fn.__qualname__}"
         self.namespace = "cached:" + escape_part(label)
         self._schema: type[KeySchema] | None = None
         self._key_fn: Callable[..., str] | None = None

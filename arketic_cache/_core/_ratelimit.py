@@ -24,6 +24,7 @@ __all__ = [
     "LimitState",
     "Mode",
     "Plan",
+    "RateStats",
     "Window",
     "decide",
     "degraded",
@@ -42,6 +43,16 @@ Mode: TypeAlias = Literal["auto", "log", "buckets"]
 Window: TypeAlias = float | Literal["month"]
 
 _LOG, _BUCKETS, _MONTH = 1, 2, 3
+
+
+@dataclass(slots=True)
+class RateStats:
+    """A limiter's decisions by outcome (each decision counted once)."""
+
+    allowed: int = 0
+    denied: int = 0
+    degraded: int = 0  # answered without Redis (allowed, or denied when failing closed)
+    misconfigured: int = 0  # answered without Redis because a key holds another type
 
 
 def _seconds(window: float) -> str:

@@ -86,6 +86,10 @@ class UserSession:
 class SessionStats:
     """This manager's own counters."""
 
+    created: int = 0
+    rotated: int = 0
+    refreshed: int = 0  # sessions made from a refresh token
+    ended: int = 0  # deleted or logged out (expiry is Redis')
     corrupt: int = 0
     update_conflicts: int = 0
     refresh_reuse: int = 0
@@ -209,12 +213,14 @@ def create(
     lifetime_ms: int,
     prefix: str,
     now_ms: int | None,
+    stats: SessionStats,
 ) -> Flow[bool]:
     """Create the session unless its id is taken; list it in its user's index (given as its
     name and its JSON form)."""
     keys, index_json = ((key,), "") if index is None else ((key, index[0]), index[1])
     args = (data, index_json, ttl_ms, lifetime_ms, member(handle))
     reply = yield _call("create", keys, now_ms, prefix, *args)
+    stats.created += bool(reply)
     return bool(reply)
 
 
@@ -285,9 +291,10 @@ def update(
     return False
 
 
-def delete(key: str, handle: str, prefix: str) -> Flow[bool]:
+def delete(key: str, handle: str, prefix: str, stats: SessionStats) -> Flow[bool]:
     """End the session: its index entry and its refresh tokens go with it."""
     reply = yield _call("delete", (key,), None, prefix, member(handle))
+    stats.ended += bool(reply)
     return bool(reply)
 
 
@@ -299,10 +306,12 @@ def rotate(
     ttl_ms: int,
     prefix: str,
     now_ms: int | None,
+    stats: SessionStats,
 ) -> Flow[bool]:
     """Move the session to a new id in one step; the old id stops working at once."""
     args = (ttl_ms, member(handle), member(new_handle))
     reply = yield _call("rotate", (key, new_key), now_ms, prefix, *args)
+    stats.rotated += bool(reply)
     return bool(reply)
 
 
@@ -322,9 +331,10 @@ def sessions_of(
     return found
 
 
-def logout(index: str, prefix: str, now_ms: int | None) -> Flow[int]:
+def logout(index: str, prefix: str, now_ms: int | None, stats: SessionStats) -> Flow[int]:
     """End every session of the user and revoke their refresh tokens; how many ended."""
     reply = yield _call("logout", (index,), now_ms, prefix)
+    stats.ended += int(reply)
     return int(reply)
 
 
@@ -361,4 +371,5 @@ def refresh(
     if reply == -1:
         stats.refresh_reuse += 1
         logger.warning("a refresh token was used twice: its token family is revoked")
+    stats.refreshed += reply == 1
     return bool(reply == 1)

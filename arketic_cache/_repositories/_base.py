@@ -36,6 +36,7 @@ class Repository(Shell, Generic[K]):
     kind: ClassVar[type[KeySchema]] = KeySchema
     #: Builds the value codec from the schema's value type (ValueCodec or ModelCodec).
     codec_type: ClassVar[type[Any]] = ValueCodec
+    _family = "repository"
 
     def __init__(
         self,
@@ -53,13 +54,16 @@ class Repository(Shell, Generic[K]):
             )
         if "_format" not in vars(schema) and not any("template" in vars(c) for c in schema.__mro__):
             raise ConfigurationError(f"{schema.__name__} has no template: it is not a key schema")
+        self.schema = schema  # first: it names the repository's counters
         super().__init__(connection, key_prefix=key_prefix, strict=strict)
-        self.schema = schema
         self._ttl = 0
         try:
             self._codec = self.codec_type(schema.value_type, 1 << 20)
         except InvalidInputError as exc:  # e.g. a hash of something that is not a model
             raise ConfigurationError(str(exc)) from None
+
+    def _metric_name(self) -> str:
+        return self.schema.__name__
 
     def _rebind(self, conn: _connection.RedisConnection) -> None:
         self._ttl = self.schema.ttl.resolve(conn.settings.default_ttl)

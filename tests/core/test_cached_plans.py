@@ -188,7 +188,7 @@ class TestLoadPlan:
         assert next(miss) == Compute((1,), {})
         miss.send((2, 0.0))
         assert finish(miss, False) == 2
-        assert rig.state.errors == 1
+        assert rig.state.stats.errors == 1
         assert rig.co.unexpected == [rig.key]
 
     def test_failed_read_computes_without_writing(self) -> None:
@@ -199,7 +199,7 @@ class TestLoadPlan:
         assert type(join) is Join
         assert next(join.plan) == Compute((1,), {})
         assert finish(join.plan, (2, 0.0)) == 2, "no Run: one failure per call at most"
-        assert rig.state.errors == 1
+        assert rig.state.stats.errors == 1
 
     def test_uncacheable_result_is_not_stored(self) -> None:
         rig = Rig()

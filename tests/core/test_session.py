@@ -92,16 +92,22 @@ class TestWrites:
 
     def test_create_with_index(self) -> None:
         """The index key rides along as a second key, its JSON name as an argument."""
-        flow = flows.create(KEY, HANDLE, b"{}", ("idx:u1", '"idx:u1"'), 10, 20, PREFIX, None)
+        stats = flows.SessionStats()
+        index = ("idx:u1", '"idx:u1"')
+        flow = flows.create(KEY, HANDLE, b"{}", index, 10, 20, PREFIX, None, stats)
         effects, result = step(flow, [1])
         assert effects == [script("create", (KEY, "idx:u1"), b"{}", '"idx:u1"', 10, 20, '"h1"')]
         assert result is True
+        assert stats.created == 1
 
     def test_create_taken_id(self) -> None:
         """Without an index a single key goes; a 0 reply (id taken) is False."""
-        effects, result = step(flows.create(KEY, HANDLE, b"{}", None, 10, 20, PREFIX, 7), [0])
+        stats = flows.SessionStats()
+        flow = flows.create(KEY, HANDLE, b"{}", None, 10, 20, PREFIX, 7, stats)
+        effects, result = step(flow, [0])
         assert effects == [script("create", (KEY,), b"{}", "", 10, 20, '"h1"', now=7)]
         assert result is False
+        assert stats.created == 0, "a taken id created nothing"
 
     @pytest.mark.parametrize(("reply", "expected"), [(None, False), (0, True), (3600, True)])
     def test_extend(self, reply: Any, expected: bool) -> None:
@@ -113,22 +119,28 @@ class TestWrites:
     @pytest.mark.parametrize(("reply", "expected"), [(1, True), (0, False), (None, False)])
     def test_delete(self, reply: Any, expected: bool) -> None:
         """delete says whether a session ended."""
-        effects, result = step(flows.delete(KEY, HANDLE, PREFIX), [reply])
+        stats = flows.SessionStats()
+        effects, result = step(flows.delete(KEY, HANDLE, PREFIX, stats), [reply])
         assert effects == [END]
         assert result is expected
+        assert stats.ended == int(expected)
 
     def test_rotate(self) -> None:
         """rotate moves both keys in one call."""
-        flow = flows.rotate(KEY, HANDLE, "session:h2", "h2", 9, PREFIX, None)
+        stats = flows.SessionStats()
+        flow = flows.rotate(KEY, HANDLE, "session:h2", "h2", 9, PREFIX, None, stats)
         effects, result = step(flow, [1])
         assert effects == [script("rotate", (KEY, "session:h2"), 9, '"h1"', '"h2"')]
         assert result is True
+        assert stats.rotated == 1
 
     def test_logout_counts(self) -> None:
         """logout returns how many sessions ended."""
-        effects, result = step(flows.logout("idx:u1", PREFIX, 5), [3])
+        stats = flows.SessionStats()
+        effects, result = step(flows.logout("idx:u1", PREFIX, 5, stats), [3])
         assert effects == [script("logout", ("idx:u1",), now=5)]
         assert result == 3
+        assert stats.ended == 3
 
     @pytest.mark.parametrize(
         ("reply", "expected", "reuse"), [(1, True, 0), (0, False, 0), (-1, False, 1)]
@@ -141,6 +153,7 @@ class TestWrites:
         assert effects == [script("refresh", ("rt:x",), '"h2"', "t2", 1, 2, 3)]
         assert result is expected
         assert stats.refresh_reuse == reuse
+        assert stats.refreshed == int(expected)
 
 
 class TestUpdate:

@@ -17,6 +17,7 @@ from arketic_cache import (
     HealthThresholds,
     RedisConnection,
     SyncRedisCache,
+    _counters,
     _lookups,
     check_redis_health,
     check_redis_health_sync,
@@ -27,7 +28,6 @@ from arketic_cache import (
     init_redis,
     init_redis_sync,
 )
-from arketic_cache._core._cache import CacheStats
 from arketic_cache.testing import RedisServer
 
 from ..helpers import CONNECT_TIMEOUT, TIMEOUT, redis_server_binary, thaw_if_running
@@ -38,8 +38,8 @@ pytestmark = pytest.mark.redis
 @pytest.fixture(autouse=True)
 def fresh_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
     """The hit rate counts only this test's caches, from a window starting now."""
-    monkeypatch.setattr(_lookups, "_live", {})
-    monkeypatch.setattr(_lookups, "_retired", CacheStats())
+    monkeypatch.setattr(_counters, "_live", {})
+    monkeypatch.setattr(_counters, "_retired", {})
     monkeypatch.setattr(_lookups, "_samples", deque([(time.monotonic(), 0, 0)], maxlen=64))
 
 
@@ -309,17 +309,17 @@ def test_a_collected_cache_never_blocks_on_the_lookup_lock(conn: RedisConnection
     cache = SyncRedisCache(conn)
     cache.set("k", 1)
     cache.get("k")
-    key = next(iter(_lookups._live))
+    key = next(iter(_counters._live))
     done = threading.Event()
 
     def retire() -> None:
-        _lookups._retire(key)
+        _counters._retire(key)
         done.set()
 
-    with _lookups._lock:  # as if a collection ran inside total_lookups()
+    with _counters._lock:  # as if a collection ran inside total_lookups()
         retirer = threading.Thread(target=retire)
         retirer.start()
         assert done.wait(10)
     retirer.join()
     assert _lookups.total_lookups() == (1, 0)
-    assert key not in _lookups._live
+    assert key not in _counters._live
