@@ -93,6 +93,20 @@ def test_embedded_backend(embedded: str) -> None:
     assert found["flush_pattern('*', allow_all=True)"] != "0"  # the demo cleans up after itself
 
 
+def test_embedded_health_and_metrics(embedded: str) -> None:
+    """The health report on the embedded backend: healthy, INFO-based checks unknown (not
+    failed); the metrics count the demo's own lookups and reach the Prometheus form."""
+    found = results(embedded)
+    assert found["['status']"] == "'healthy'"
+    assert (found["connection"], found["breaker"]) == ("'ok'", "'ok'")
+    assert found["memory"] == found["persistence"] == "'unknown'"
+    assert "INFO is not available on the embedded backend" in embedded
+    assert found["as_health_json()['status']"] == "'pass'"
+    assert found["cache 'demo:' errors"] == "0"
+    assert int(found["cache 'demo:' l2_hits"]) >= 1
+    assert 'arketic_cache_misses_total{cache="demo:",kind="cache"}' in embedded
+
+
 def test_every_line_is_part_of_the_demo(embedded: str) -> None:
     """No bare log line: the refresh-token reuse warning is a note under the call that
     caused it."""
@@ -138,6 +152,10 @@ def test_redis_down() -> None:
     assert found["flush_pattern('*', allow_all=True)"] == "0"
     assert "degraded: allowed without Redis" in out
     assert unexplained_numbers(out) == []
+    assert found["['status']"] == "'error'"
+    assert found["connection"] == "'critical'"
+    assert found["as_health_json()['status']"] == "'fail'"
+    assert int(found[f"127.0.0.1:{url.rsplit(':', 1)[1]} failures"]) >= 3
 
 
 @pytest.mark.redis
@@ -149,6 +167,11 @@ def test_real_server(redis_server: RedisServer) -> None:
     assert redis_server.password not in out
     assert "embedded" not in out
     assert unformatted(out) == []
+    found = results(out)
+    assert found["['status']"] == "'healthy'"
+    assert found["memory"] == "'ok'"
+    assert "no maxmemory" in out  # the harness' server has none: no made-up percentage
+    assert found["replication"] == "'ok'"
     assert unexplained_numbers(out) == []
     with redis.Redis.from_url(redis_server.url, decode_responses=True) as client:
         assert [key for key in client.scan_iter("*") if "demo" in key] == []
