@@ -23,6 +23,7 @@ from arketic_cache.testing import RedisServer, find_redis_server
 
 from .cache_bench import Sizes, cache_benchmarks, one_kb_value
 from .cached_bench import cached_benchmarks
+from .health_bench import health_benchmarks
 from .peers import peer_contenders
 from .ratelimit_bench import rate_limit_benchmarks
 from .report import markdown, write_json
@@ -43,7 +44,7 @@ QUICK = (
 
 
 #: The benchmark groups, in the order they run.
-GROUPS = ("cache", "repository", "cached", "ratelimit", "session")
+GROUPS = ("cache", "repository", "cached", "ratelimit", "session", "health")
 
 
 def _positive(text: str) -> int:
@@ -97,6 +98,10 @@ async def _run(
             session_rows, session_notes = await session_benchmarks(server, sizes, rounds, stack)
             benchmarks += session_rows
             notes += session_notes
+        if "health" in groups:
+            health_rows, health_notes = await health_benchmarks(server, sizes.health_calls, stack)
+            benchmarks += health_rows
+            notes += health_notes
         started = time.perf_counter()
         outcomes = await measure(benchmarks, rounds)
         elapsed = time.perf_counter() - started
@@ -105,7 +110,8 @@ async def _run(
         "calls per batch": f"get {sizes.get_calls}, get_many {sizes.many_calls}, "
         f"breaker-open {sizes.breaker_calls}, repository {sizes.repository_calls}, "
         f"@cached L1 hit {sizes.l1_calls}, @cached L2 hit and invalidate {sizes.get_calls}, "
-        f"rate-limit decision {sizes.get_calls}, session get and create {sizes.get_calls}",
+        f"rate-limit decision {sizes.get_calls}, session get and create {sizes.get_calls}, "
+        f"health check {sizes.health_calls}",
         "timed": f"{elapsed:.1f} s",
         "python": platform.python_version(),
         "redis-py": version("redis"),

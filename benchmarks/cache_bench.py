@@ -43,6 +43,7 @@ class Sizes:
     repository_calls: int
     l1_calls: int = 2_000
     many_keys: int = 1000
+    health_calls: int = 50
 
 
 def one_kb_value() -> dict[str, Any]:
