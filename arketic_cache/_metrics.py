@@ -22,13 +22,16 @@ from ._invalidation import coherence_of
 from ._settings import RedisSettings
 
 __all__ = [
+    "SERIES",
     "BackendMetrics",
     "CacheMetrics",
     "ListenerMetrics",
     "MetricsSnapshot",
     "RateLimitMetrics",
+    "Series",
     "SessionMetrics",
     "metrics_snapshot",
+    "series",
     "server_label",
 ]
 
@@ -207,3 +210,125 @@ def metrics_snapshot() -> MetricsSnapshot:
             for (_, name), c in sorted(sessions.items())
         ),
     )
+
+
+# -- the exporters' form -----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One exported metric: Prometheus calls it ``arketic_cache_<name>`` (``_total`` added on
+    counters), OpenTelemetry ``arketic_cache.<name>``; ``samples`` are (label values, value)."""
+
+    name: str
+    kind: Literal["counter", "gauge"]
+    help: str
+    labels: tuple[str, ...]
+    samples: tuple[tuple[tuple[str, ...], float], ...] = ()
+
+
+#: Every series, without samples: what a collector describes before any scrape.
+SERIES: tuple[Series, ...] = (
+    Series("hits", "counter", "Cache lookups found, by level.", ("cache", "kind", "level")),
+    Series("misses", "counter", "Cache lookups not found.", ("cache", "kind")),
+    Series(
+        "decode_errors", "counter", "Entries found unreadable (dropped, a miss).", ("cache", "kind")
+    ),
+    Series(
+        "degraded_calls",
+        "counter",
+        "Calls that failed on Redis and returned the degraded default.",
+        ("cache", "kind"),
+    ),
+    Series(
+        "invalidations_sent",
+        "counter",
+        "@cached invalidate() calls that reached Redis.",
+        ("cache", "kind"),
+    ),
+    Series("l1_entries", "gauge", "Entries held in L1.", ("cache", "kind")),
+    Series("backend_failures", "counter", "Failed Redis calls, by kind.", ("server", "kind")),
+    Series(
+        "short_circuits", "counter", "Calls not sent: the circuit breaker was open.", ("server",)
+    ),
+    Series("circuit_breaker_opens", "counter", "Times a circuit breaker opened.", ("server",)),
+    Series(
+        "circuit_breaker_state",
+        "gauge",
+        "1 for the breaker's current state (the worst of the server's connections).",
+        ("server", "state"),
+    ),
+    Series("pool_waits", "counter", "Calls that queued for a free pooled connection.", ("server",)),
+    Series("connections", "gauge", "RedisConnection objects to the server.", ("server",)),
+    Series(
+        "invalidations_received",
+        "counter",
+        "L1 keys evicted on a report of another writer's change.",
+        ("server",),
+    ),
+    Series(
+        "l1_flushes",
+        "counter",
+        "Whole-L1 flushes (after a gap in coherence, or a flush of the database).",
+        ("server",),
+    ),
+    Series(
+        "listener_connections", "counter", "Invalidation listener connections opened.", ("server",)
+    ),
+    Series(
+        "listeners",
+        "gauge",
+        "Invalidation listeners by mode (none: L1 entries live at most coherence_grace).",
+        ("server", "mode"),
+    ),
+    Series(
+        "ratelimit_decisions",
+        "counter",
+        "Rate-limit decisions by outcome (degraded, misconfigured: answered without Redis).",
+        ("limiter", "outcome"),
+    ),
+    Series("session_events", "counter", "Session events.", ("manager", "event")),
+)
+
+_BREAKER_STATES = ("closed", "half-open", "open")
+_LISTENER_MODES = ("tracking", "announce", "none")
+_OUTCOMES = ("allowed", "denied", "degraded", "misconfigured")
+_SESSION_EVENTS = tuple(f for f in SessionMetrics.__dataclass_fields__ if f != "name")
+
+
+def series(snapshot: MetricsSnapshot) -> list[Series]:
+    """The snapshot as exported series (every one of ``SERIES``, in that order)."""
+    found: dict[str, list[tuple[tuple[str, ...], float]]] = {s.name: [] for s in SERIES}
+
+    def add(name: str, value: float, *labels: str) -> None:
+        found[name].append((labels, value))
+
+    for c in snapshot.caches:
+        if c.kind == "cached":  # only @cached has L1 (no sample that can only read 0)
+            add("hits", c.l1_hits, c.name, c.kind, "l1")
+            add("invalidations_sent", c.invalidations_sent, c.name, c.kind)
+            add("l1_entries", c.l1_entries, c.name, c.kind)
+        add("hits", c.l2_hits, c.name, c.kind, "l2")
+        add("misses", c.misses, c.name, c.kind)
+        add("decode_errors", c.decode_errors, c.name, c.kind)
+        add("degraded_calls", c.errors, c.name, c.kind)
+    for b in snapshot.backends:
+        for kind, count in b.failures.items():
+            add("backend_failures", count, b.server, kind)
+        add("short_circuits", b.short_circuits, b.server)
+        add("circuit_breaker_opens", b.breaker_opens, b.server)
+        for state in _BREAKER_STATES:
+            add("circuit_breaker_state", float(b.breaker == state), b.server, state)
+        add("pool_waits", b.pool_waits, b.server)
+        add("connections", b.connections, b.server)
+    for li in snapshot.listeners:
+        add("invalidations_received", li.invalidations_received, li.server)
+        add("l1_flushes", li.l1_flushes, li.server)
+        add("listener_connections", li.reconnects, li.server)
+        for mode in _LISTENER_MODES:
+            add("listeners", li.modes.get(mode, 0), li.server, mode)
+    for r in snapshot.rate_limits:
+        for outcome in _OUTCOMES:
+            add("ratelimit_decisions", getattr(r, outcome), r.name, outcome)
+    for sm in snapshot.sessions:
+        for event in _SESSION_EVENTS:
+            add("session_events", getattr(sm, event), sm.name, event)
+    return [Series(s.name, s.kind, s.help, s.labels, tuple(found[s.name])) for s in SERIES]
