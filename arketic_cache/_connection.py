@@ -171,6 +171,7 @@ class RedisConnection:
             pool_size=settings.max_connections,
             pool_timeout=settings.pool_timeout,
             tls_hint=settings.scheme == "redis",
+            endpoint=settings.endpoint,
         )
         self._sync: SyncDriver | None = None
         self._async: AsyncDriver | None = None

@@ -13,7 +13,7 @@ import logging
 import os
 import queue
 import weakref
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import redis
 import redis.asyncio
@@ -45,7 +45,16 @@ from ._wire import (
     tolerates,
 )
 
-__all__ = ["FAILURE_KINDS", "AsyncDriver", "BackendState", "SyncDriver", "kind_of", "map_error"]
+__all__ = [
+    "FAILURE_KINDS",
+    "AsyncDriver",
+    "BackendState",
+    "SyncDriver",
+    "Tracing",
+    "kind_of",
+    "map_error",
+    "set_tracing",
+]
 
 T = TypeVar("T")
 
@@ -82,6 +91,7 @@ class BackendState:
     __slots__ = (
         "breaker",
         "breaker_opens",
+        "endpoint",
         "errors",
         "failing",
         "failures",
@@ -107,8 +117,11 @@ class BackendState:
         pool_size: int = 20,
         pool_timeout: float = 0.5,
         tls_hint: bool = False,
+        endpoint: tuple[str, int | None, str] = ("localhost", 6379, "0"),
     ) -> None:
         self.breaker = breaker
+        #: (address, port, database index): what tracing reports as the server.
+        self.endpoint = endpoint
         #: A plain redis:// TCP URL: a reset connection may be a TLS port (hint at rediss://).
         self.tls_hint = tls_hint
         self.secrets = tuple(s for s in secrets if s)
@@ -161,6 +174,24 @@ def map_error(exc: BaseException, state: BackendState) -> BackendError:
             message += " (if this port speaks TLS, use a rediss:// URL)"
         return BackendUnavailable(message)
     return BackendResponseError(message)
+
+
+class Tracing(Protocol):
+    """What ``arketic_cache.otel`` installs: it wraps each flow a driver runs."""
+
+    def wrap(self, flow: Flow[T], state: BackendState) -> Flow[T]:
+        """``flow``, observed (a flow wrapped this way may be told ``failed(error)``)."""
+        ...
+
+
+#: The installed tracing, if any: the drivers' only cost when it is off is this check.
+_tracing: Tracing | None = None
+
+
+def set_tracing(tracing: Tracing | None) -> None:
+    """Trace every flow every driver runs from now on (None: stop)."""
+    global _tracing
+    _tracing = tracing
 
 
 #: Every driver alive, so that a forked child can drop the sockets it shares with its parent.
@@ -261,9 +292,13 @@ class _Driver:
         return reply
 
     def _failed(
-        self, exc: BaseException, fallback: T, strict: bool, effect: Effect | None = None
+        self, exc: BaseException, flow: Flow[T], fallback: T, strict: bool, effect: Effect | None
     ) -> T:
         error = self._record(exc, effect, strict)
+        failed = getattr(flow, "failed", None)  # a traced flow records why it ended
+        if failed is not None:
+            failed(error)
+        flow.close()
         if strict:
             raise error from exc
         return fallback
@@ -347,10 +382,14 @@ class SyncDriver(_Driver):
         """
         if self._probe is None:
             self._probe = new_connection(self._pool)
+        if _tracing is not None:
+            flow = _tracing.wrap(flow, self.state)
         return self._drive(self._probe, flow, cast(T, None), True)
 
     def run(self, flow: Flow[T], fallback: T, strict: bool) -> T:
         """Run ``flow`` to its result; on a Redis failure return ``fallback`` or raise if strict."""
+        if _tracing is not None:
+            flow = _tracing.wrap(flow, self.state)
         breaker = self.state.breaker
         if not breaker.allow():
             flow.close()
@@ -402,8 +441,7 @@ class SyncDriver(_Driver):
             self._succeeded()
             return stop.value  # type: ignore[no-any-return]
         except REDIS_ERRORS as exc:
-            flow.close()
-            return self._failed(exc, fallback, strict, effect)
+            return self._failed(exc, flow, fallback, strict, effect)
 
     def _execute(self, conn: SyncConnection, effect: Effect) -> Any:
         return self._tolerate_all(effect, execute(conn, effect, self._callbacks))
@@ -464,10 +502,14 @@ class AsyncDriver(_Driver):
             self._move_to(asyncio.get_running_loop())
         if self._probe is None:
             self._probe = new_connection(self._pool)
+        if _tracing is not None:
+            flow = _tracing.wrap(flow, self.state)
         return await self._drive(self._probe, flow, cast(T, None), True)
 
     async def run(self, flow: Flow[T], fallback: T, strict: bool) -> T:
         """Run ``flow`` to its result; on a Redis failure return ``fallback`` or raise if strict."""
+        if _tracing is not None:
+            flow = _tracing.wrap(flow, self.state)
         breaker = self.state.breaker
         if not breaker.allow():
             flow.close()
@@ -521,8 +563,7 @@ class AsyncDriver(_Driver):
             self._succeeded()
             return stop.value  # type: ignore[no-any-return]
         except REDIS_ERRORS as exc:
-            flow.close()
-            return self._failed(exc, fallback, strict, effect)
+            return self._failed(exc, flow, fallback, strict, effect)
 
     async def _execute(self, conn: AsyncConnection, effect: Effect) -> Any:
         return self._tolerate_all(effect, await aexecute(conn, effect, self._callbacks))

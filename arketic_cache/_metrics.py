@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from . import _connection
 from ._cached_state import live_states
@@ -123,13 +122,8 @@ class MetricsSnapshot:
 def server_label(settings: RedisSettings) -> str:
     """Where a connection goes, without credentials: ``host:port/db``, a socket path, or
     ``memory`` (``memory://name`` for a named embedded server)."""
-    parts = urlsplit(settings.url)
-    if parts.scheme == "memory":
-        return f"memory://{parts.hostname}" if parts.hostname else "memory"
-    if parts.scheme == "unix":
-        return parts.path
-    db = parts.path.strip("/") or "0"
-    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}/{db}"
+    address, port, db = settings.endpoint
+    return address if port is None else f"{address}:{port}/{db}"
 
 
 def _caches() -> tuple[CacheMetrics, ...]:

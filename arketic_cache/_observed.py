@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
@@ -27,8 +27,11 @@ class _Latest:
         self._lock = threading.Lock()
         self._at = -_FRESH
         self._series: dict[str, Series] = {}
+        self.stopped = False
 
-    def __call__(self, name: str) -> Series:
+    def __call__(self, name: str) -> Series | None:
+        if self.stopped:
+            return None
         with self._lock:
             now = time.monotonic()
             if now - self._at >= _FRESH:
@@ -37,14 +40,16 @@ class _Latest:
             return self._series[name]
 
 
-def observe(meter: Meter) -> list[object]:
-    """Create one observable instrument per series on ``meter``; returns them."""
+def observe(meter: Meter) -> Callable[[], None]:
+    """Create one observable instrument per series on ``meter``; returns what stops them
+    (OpenTelemetry cannot remove an instrument: a stopped one observes nothing)."""
     latest = _Latest()
-    made: list[object] = []
     for spec in SERIES:
 
         def callback(options: CallbackOptions, name: str = spec.name) -> Iterable[Observation]:
             found = latest(name)
+            if found is None:
+                return []
             return [
                 Observation(value, dict(zip(found.labels, labels, strict=True)))
                 for labels, value in found.samples
@@ -55,5 +60,9 @@ def observe(meter: Meter) -> list[object]:
             if spec.kind == "counter"
             else meter.create_observable_gauge
         )
-        made.append(create(f"arketic_cache.{spec.name}", [callback], description=spec.help))
-    return made
+        create(f"arketic_cache.{spec.name}", [callback], description=spec.help)
+
+    def stop() -> None:
+        latest.stopped = True
+
+    return stop

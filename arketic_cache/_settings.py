@@ -145,6 +145,17 @@ class RedisSettings(BaseModel):
         return urlsplit(self.url).scheme
 
     @property
+    def endpoint(self) -> tuple[str, int | None, str]:
+        """(address, port, database index) without credentials: ``("db.internal", 6380,
+        "2")``, ``("/run/redis.sock", None, "0")`` or ``("memory://name", None, "0")``."""
+        parts = urlsplit(self.url)
+        if parts.scheme == "memory":
+            return (f"memory://{parts.hostname}" if parts.hostname else "memory"), None, "0"
+        if parts.scheme == "unix":
+            return parts.path, None, dict(parse_qsl(parts.query)).get("db", "0")
+        return parts.hostname or "localhost", parts.port or 6379, parts.path.strip("/") or "0"
+
+    @property
     def display_url(self) -> str:
         """The URL as it may be shown: any password replaced by ``***``."""
         return redact_url(self.url, masked=self.password is not None)

@@ -12,7 +12,7 @@ from typing import Any, TypeAlias, TypeVar
 
 from .._lua import LuaScript
 
-__all__ = ["Arg", "Batch", "Command", "Effect", "Eval", "Flow", "keys_of"]
+__all__ = ["Arg", "Batch", "Command", "Effect", "Eval", "Flow", "Operation", "describe", "keys_of"]
 
 T = TypeVar("T")
 
@@ -67,3 +67,29 @@ def keys_of(effect: Effect) -> tuple[str, ...]:
 
 def _text(arg: Arg) -> str:
     return arg.decode("utf-8", "backslashreplace") if isinstance(arg, bytes) else str(arg)
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """What an effect does, as tracing names it: never a key or a value."""
+
+    name: str  #: the command (``GET``, ``EVALSHA``), or ``PIPELINE``/``MULTI`` for a batch
+    procedure: str | None = None  #: the Lua script's name
+    batch_size: int | None = None  #: the number of commands of a batch
+
+    @property
+    def summary(self) -> str:
+        """A span name: ``GET``, ``EVALSHA rate_limit``, ``PIPELINE``."""
+        return self.name if self.procedure is None else f"{self.name} {self.procedure}"
+
+
+def describe(effect: Effect) -> Operation:
+    """The operation an effect performs."""
+    if isinstance(effect, Eval):
+        return Operation("EVALSHA", effect.script.name)
+    if isinstance(effect, Batch):
+        if len(effect.commands) == 1 and not effect.transaction:
+            return describe(effect.commands[0])
+        name = "MULTI" if effect.transaction else "PIPELINE"
+        return Operation(name, batch_size=len(effect.commands))
+    return Operation(_text(effect.args[0]).upper())
