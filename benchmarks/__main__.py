@@ -12,6 +12,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from contextlib import AsyncExitStack
 from importlib.metadata import version
 from pathlib import Path
@@ -24,6 +25,7 @@ from arketic_cache.testing import RedisServer, find_redis_server
 from .cache_bench import Sizes, cache_benchmarks, one_kb_value
 from .cached_bench import cached_benchmarks
 from .health_bench import health_benchmarks
+from .observability_bench import observability_benchmarks
 from .peers import peer_contenders
 from .ratelimit_bench import rate_limit_benchmarks
 from .report import markdown, write_json
@@ -44,7 +46,7 @@ QUICK = (
 
 
 #: The benchmark groups, in the order they run.
-GROUPS = ("cache", "repository", "cached", "ratelimit", "session", "health")
+GROUPS = ("cache", "repository", "cached", "ratelimit", "session", "health", "observability")
 
 
 def _positive(text: str) -> int:
@@ -102,6 +104,12 @@ async def _run(
             health_rows, health_notes = await health_benchmarks(server, sizes.health_calls, stack)
             benchmarks += health_rows
             notes += health_notes
+        if "observability" in groups:
+            observed, observed_notes = await observability_benchmarks(
+                server, sizes.get_calls, sizes.l1_calls, stack
+            )
+            benchmarks += observed
+            notes += observed_notes
         started = time.perf_counter()
         outcomes = await measure(benchmarks, rounds)
         elapsed = time.perf_counter() - started
@@ -124,6 +132,11 @@ async def _run(
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; return the exit status."""
     args = _parse(argv)
+    # The sync rows run blocking calls on purpose, inside the (otherwise idle) event loop
+    # that drives the interleaved rounds: the library's warning about that is expected here.
+    warnings.filterwarnings(
+        "ignore", message=r".* blocks the running event loop", category=RuntimeWarning
+    )
     rounds, sizes = QUICK if args.quick else FULL
     rounds = args.rounds or rounds
     executable = find_redis_server()
