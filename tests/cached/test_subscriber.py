@@ -28,6 +28,8 @@ from arketic_cache.testing import RedisServer
 T = TypeVar("T")
 #: The longest any expected report may take (reconnects back off 0.05 s at first).
 DEADLINE = 10.0
+#: How far a flooding publisher may run ahead of the subscriber (messages).
+WINDOW = 200
 KINDS = ["thread", "task"]
 PROTOCOLS = [pytest.param(2, id="resp2"), pytest.param(3, id="resp3")]
 
@@ -40,9 +42,11 @@ class Recorder:
         self.events: list[tuple[Any, ...]] = []
         self.times: list[float] = []  # when each event was recorded
         self.cond = threading.Condition()
+        self.messages = 0  # message events so far
 
     def add(self, *event: Any) -> None:
         with self.cond:
+            self.messages += event[0] == "message"
             self.events.append(event)
             self.times.append(time.monotonic())
             self.cond.notify_all()
@@ -278,11 +282,22 @@ def test_resubscribe_is_gapless(backend_url: str, raw: redis.Redis, kind: str, n
         subscribed(sub)
         done, published = threading.Event(), []
 
-        def publish() -> None:  # numbered messages, back to back, until told to stop
+        def publish() -> None:
+            """Numbered messages, back to back until told to stop, at most WINDOW ahead of
+            the subscriber: unthrottled, a publisher that outpaces the subscriber (fakeredis
+            in this very process) grows the old connection's backlog, and its drain, without
+            bound."""
             count = 0
+            cond = sub.listener.cond
+
+            def caught_up() -> bool:
+                return sub.listener.messages > count - WINDOW
+
             while not done.is_set():
                 raw.publish(channel, str(count))
                 count += 1
+                with cond:
+                    cond.wait_for(caught_up, DEADLINE)
             published.append(count)
 
         publisher = threading.Thread(target=publish)
