@@ -262,10 +262,18 @@ def _human(size: float) -> str:
     raise AssertionError("unreachable")
 
 
+def _duration(seconds: float) -> str:
+    """``60 s``, or ``0.4 s`` under ten seconds (a window is never shown as 0 s)."""
+    if seconds >= 10:
+        return f"{seconds:.0f} s"
+    return f"{seconds:.1f} s" if seconds >= 0.1 else f"{seconds:.1g} s"
+
+
 def hit_rate_check(lookups: Lookups, t: HealthThresholds) -> HealthCheck:
     """This process's cache hit rate over the window; judged only past the minimum lookups."""
     total = lookups.hits + lookups.misses
-    span = "since start" if lookups.seconds is None else f"over the last {lookups.seconds:.0f} s"
+    seconds = lookups.seconds
+    span = "since start" if seconds is None else f"over the last {_duration(seconds)}"
     details = {"hits": lookups.hits, "misses": lookups.misses, "window_seconds": lookups.seconds}
     threshold = f"< {t.hit_rate_warning:.0%} warning (at least {t.hit_rate_min_lookups} lookups)"
     if total < t.hit_rate_min_lookups:

@@ -107,6 +107,13 @@ class TestHitRate:
         assert (check.level, check.value) == (level, hits / 100)
         assert "over the last 60 s" in check.reason
 
+    @pytest.mark.parametrize(
+        ("seconds", "shown"), [(300, "300 s"), (9.5, "9.5 s"), (0.4, "0.4 s"), (0.03, "0.03 s")]
+    )
+    def test_a_short_window_is_not_shown_as_zero(self, seconds: float, shown: str) -> None:
+        check = hit_rate_check(Lookups(hits=1, misses=1, seconds=seconds), T)
+        assert f"over the last {shown}:" in check.reason
+
     def test_minimum_is_a_setting(self) -> None:
         check = hit_rate_check(
             Lookups(hits=1, misses=9, seconds=None), HealthThresholds(hit_rate_min_lookups=10)
