@@ -51,6 +51,7 @@ __all__ = [
     "BackendState",
     "SyncDriver",
     "Tracing",
+    "error_code",
     "kind_of",
     "map_error",
     "set_tracing",
@@ -80,9 +81,12 @@ def kind_of(error: BackendError) -> str:
         return "circuit_open"
     if isinstance(error, BackendUnavailable):
         return "unavailable"
-    if str(error).startswith("ResponseError: WRONGTYPE"):
-        return "wrong_type"
-    return "response"
+    return "wrong_type" if error_code(error) == "WRONGTYPE" else "response"
+
+
+def error_code(error: BackendError) -> str:
+    """The Redis error prefix of a server's error reply (``WRONGTYPE``, ``NOSCRIPT``, ``ERR``)."""
+    return str(error).partition(": ")[2].split(" ", 1)[0]  # map_error's "Type: message"
 
 
 class BackendState:
@@ -92,12 +96,10 @@ class BackendState:
         "breaker",
         "breaker_opens",
         "endpoint",
-        "errors",
         "failing",
         "failures",
         "last_failure",
         "last_kind",
-        "pool_exhausted",
         "pool_size",
         "pool_timeout",
         "pool_waits",
@@ -105,7 +107,6 @@ class BackendState:
         "short_circuits",
         "skipping",
         "tls_hint",
-        "wrong_type",
         "wrong_type_keys",
     )
 
@@ -127,23 +128,35 @@ class BackendState:
         self.secrets = tuple(s for s in secrets if s)
         self.pool_size = pool_size
         self.pool_timeout = pool_timeout
-        self.errors = 0
-        #: Failed calls by kind (``FAILURE_KINDS``); ``errors`` is their sum less WRONGTYPE.
+        #: Failed calls by kind (``FAILURE_KINDS``): every other failure count derives from it.
         self.failures = dict.fromkeys(FAILURE_KINDS, 0)
         #: The kind of the last failed or short-circuited call (what a degraded answer was for).
         self.last_kind: str | None = None
         self.short_circuits = 0
         self.breaker_opens = 0
-        self.pool_exhausted = 0
         self.pool_waits = 0  # calls that found every connection busy and queued for one
         self.failing = False
         self.skipping = False  # the breaker's opening was logged for this burst
-        #: Calls refused with WRONGTYPE: a key holding another type (a misconfiguration, not
-        #: an outage), and the keys already logged (each once).
-        self.wrong_type = 0
+        #: The keys a WRONGTYPE was already logged for (each once).
         self.wrong_type_keys: set[str] = set()
         #: The last transport failure: what a ``CircuitOpen`` reports as its cause.
         self.last_failure: BackendError | None = None
+
+    @property
+    def errors(self) -> int:
+        """Failed calls, WRONGTYPE aside (a misconfiguration, not an outage)."""
+        failures = self.failures
+        return sum(failures.values()) - failures["wrong_type"]
+
+    @property
+    def pool_exhausted(self) -> int:
+        """Calls that found no free connection in time."""
+        return self.failures["pool_exhausted"]
+
+    @property
+    def wrong_type(self) -> int:
+        """Calls refused with WRONGTYPE: a key holding another type than the call uses."""
+        return self.failures["wrong_type"]
 
     def redact(self, text: str) -> str:
         """Remove every known secret from ``text``."""
@@ -227,12 +240,10 @@ class _Driver:
         opened = False
         if isinstance(error, BackendResponseError):
             state.breaker.record_success()  # Redis answered: the link itself is fine
-            if str(exc).startswith("WRONGTYPE"):
+            if kind_of(error) == "wrong_type":
                 self._wrong_type(error, effect)
                 return error
-        elif isinstance(error, PoolExhausted):
-            state.pool_exhausted += 1  # busy, not broken: the breaker is not told
-        else:
+        elif not isinstance(error, PoolExhausted):  # busy, not broken: the breaker is not told
             opened = state.breaker.record_failure()
             state.last_failure = error
         self._count(error, opened, strict)
@@ -240,7 +251,6 @@ class _Driver:
 
     def _count(self, error: BackendError, opened: bool, strict: bool) -> None:
         state = self.state
-        state.errors += 1
         kind = state.last_kind = kind_of(error)
         state.failures[kind] += 1
         if opened:
@@ -259,7 +269,6 @@ class _Driver:
     def _wrong_type(self, error: BackendError, effect: Effect | None) -> None:
         """Count a WRONGTYPE apart from outages and log it once per key, as an error."""
         state = self.state
-        state.wrong_type += 1
         state.failures["wrong_type"] += 1
         state.last_kind = "wrong_type"
         keys = ", ".join(keys_of(effect)) if effect is not None else "?"
@@ -305,7 +314,6 @@ class _Driver:
 
     def _exhausted(self, fallback: T, strict: bool) -> T:
         state = self.state
-        state.pool_exhausted += 1
         busy = PoolExhausted(
             f"all {state.pool_size} connections stayed busy for {state.pool_timeout} s"
         )

@@ -138,8 +138,7 @@ class _TracedFlow:
         if span is None:
             return
         if isinstance(error, BackendResponseError):
-            code = str(error).removeprefix("ResponseError: ").split(" ", 1)[0]
-            span.set_attribute("db.response.status_code", code)
+            span.set_attribute("db.response.status_code", _drive.error_code(error))
         self._end(_drive.kind_of(error))
 
     def close(self) -> None:
