@@ -249,3 +249,15 @@ def drive(flow: Flow[Any], respond: Callable[[Any], Any]) -> Any:
             reply = respond(flow.send(reply))
     except StopIteration as stop:
         return stop.value
+
+
+def metric_points(reader: Any) -> dict[str, list[Any]]:
+    """The data points an OpenTelemetry SDK metric reader collects now, by metric name."""
+    data = reader.get_metrics_data()
+    assert data is not None
+    return {
+        metric.name: list(metric.data.data_points)
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }

@@ -17,7 +17,7 @@ from arketic_cache import _observed
 from arketic_cache._metrics import SERIES, series
 from arketic_cache._observed import observe
 
-from ..helpers import Flavor
+from ..helpers import Flavor, metric_points
 
 
 @pytest.fixture
@@ -28,17 +28,6 @@ def reader(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryMetricReader]:
     observe(provider.get_meter("tests"))
     yield mine
     provider.shutdown()
-
-
-def points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
-    data = reader.get_metrics_data()
-    assert data is not None
-    return {
-        metric.name: list(metric.data.data_points)
-        for resource in data.resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-    }
 
 
 def value(found: dict[str, list[Any]], name: str, **attributes: str) -> float:
@@ -52,17 +41,17 @@ def test_cache_counters_reach_the_reader(flavor: Flavor, reader: InMemoryMetricR
     cache.set("a", 1)
     cache.get("a")
     cache.get("b")
-    found = points(reader)
+    found = metric_points(reader)
     labels = {"cache": prefix, "kind": "cache"}
     assert value(found, "arketic_cache.hits", level="l2", **labels) == 1
     assert value(found, "arketic_cache.misses", **labels) == 1
     cache.get("a")
-    assert value(points(reader), "arketic_cache.hits", level="l2", **labels) == 2
+    assert value(metric_points(reader), "arketic_cache.hits", level="l2", **labels) == 2
 
 
 def test_every_series_is_an_instrument(flavor: Flavor, reader: InMemoryMetricReader) -> None:
     flavor.cache(key_prefix="otel-all:").get("k")
-    found = points(reader)
+    found = metric_points(reader)
     expected = {f"arketic_cache.{s.name}" for s in SERIES}
     # a series with no sample yet (no listener, no @cached) has no data point to export
     assert {name for name in found} <= expected
@@ -82,8 +71,8 @@ def test_one_snapshot_serves_a_whole_collection(
     monkeypatch.setattr("arketic_cache._observed.series", counting)
     monkeypatch.setattr(_observed, "_FRESH", 60.0)
     flavor.cache(key_prefix="otel-once:").get("k")
-    points(reader)
-    points(reader)
+    metric_points(reader)
+    metric_points(reader)
     assert len(taken) == 1
 
 

@@ -35,7 +35,7 @@ from arketic_cache.otel import instrument, uninstrument
 from arketic_cache.testing import RedisServer
 
 from ..cached.helpers import settle
-from ..helpers import CONNECT_TIMEOUT, TIMEOUT, Flavor, thaw_if_running
+from ..helpers import CONNECT_TIMEOUT, TIMEOUT, Flavor, metric_points, thaw_if_running
 
 
 @dataclass
@@ -49,16 +49,7 @@ class Telemetry:
 
     def points(self, name: str) -> list[Any]:
         """The data points of the metric ``name``, read now."""
-        data = self.reader.get_metrics_data()
-        assert data is not None
-        return [
-            point
-            for resource in data.resource_metrics
-            for scope in resource.scope_metrics
-            for metric in scope.metrics
-            if metric.name == name
-            for point in metric.data.data_points
-        ]
+        return metric_points(self.reader).get(name, [])
 
     def durations(self) -> list[Any]:
         """The data points of ``db.client.operation.duration``."""
