@@ -20,6 +20,7 @@ import redis
 import redis.asyncio
 import redis.asyncio.connection
 import redis.connection
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -112,7 +113,7 @@ def _client_options(settings: RedisSettings, flavour: Literal["sync", "async"]) 
         health_check_interval=settings.health_check_interval,
         # No retries inside redis-py: a resent INCR or script counts twice, and each retry
         # multiplies the time a caller can hang. The breaker handles outages instead.
-        retry=Retry(NoBackoff(), 0),
+        retry=(Retry if flavour == "sync" else AsyncRetry)(NoBackoff(), 0),
         client_name="arketic_cache",
     )
     if _MAINT_NOTIFICATIONS[flavour]:
