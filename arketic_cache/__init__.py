@@ -40,6 +40,7 @@ from ._catalogue import (
     UserPreferencesKey,
     UserProfileKey,
 )
+from ._channels import Channel, ChannelPattern, Gap, Received, Topic
 from ._connection import (
     RedisConnection,
     close_redis,
@@ -66,6 +67,8 @@ from ._exceptions import (
     PoolExhausted,
     RateLimitExceeded,
     SerializationError,
+    SubscriptionOverflow,
+    SubscriptionRefused,
 )
 from ._health import (
     check_redis_health,
@@ -95,6 +98,7 @@ from ._metrics import (
     SessionMetrics,
     metrics_snapshot,
 )
+from ._pubsub import PubSub, Subscription, SyncPubSub, SyncSubscription
 from ._rate_limited import rate_limited
 from ._ratelimit import RedisRateLimiter, SyncRedisRateLimiter
 from ._repositories import (
@@ -133,12 +137,15 @@ __all__ = [
     "CacheMetrics",
     "Cached",
     "CachedDecorator",
+    "Channel",
+    "ChannelPattern",
     "ChatMessagesKey",
     "ChatMetadataKey",
     "ChatParticipantsKey",
     "CircuitOpen",
     "ConfigurationError",
     "Decision",
+    "Gap",
     "HashKey",
     "HashRepository",
     "HealthCheck",
@@ -161,6 +168,7 @@ __all__ = [
     "MetricsSnapshot",
     "NotInitializedError",
     "PoolExhausted",
+    "PubSub",
     "RateLimitAIRequestsKey",
     "RateLimitAITokensKey",
     "RateLimitApiGlobalKey",
@@ -172,6 +180,7 @@ __all__ = [
     "RateLimitMetrics",
     "RateLimitOrgMonthlyKey",
     "RateLimitUploadKey",
+    "Received",
     "RedisCache",
     "RedisConnection",
     "RedisKey",
@@ -199,8 +208,12 @@ __all__ = [
     "StreamRepository",
     "StringKey",
     "StringRepository",
+    "Subscription",
+    "SubscriptionOverflow",
+    "SubscriptionRefused",
     "SyncHashRepository",
     "SyncListRepository",
+    "SyncPubSub",
     "SyncRedisCache",
     "SyncRedisRateLimiter",
     "SyncRedisSessionManager",
@@ -208,6 +221,8 @@ __all__ = [
     "SyncSortedSetRepository",
     "SyncStreamRepository",
     "SyncStringRepository",
+    "SyncSubscription",
+    "Topic",
     "UserPermissionsKey",
     "UserPreferencesKey",
     "UserProfileKey",

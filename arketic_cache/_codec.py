@@ -6,21 +6,30 @@ are stored as their JSON form. NaN and infinities become ``null``, as in JavaScr
 * ``encode`` / ``decode``: the cache's plain JSON values;
 * ``ValueCodec`` / ``ModelCodec``: typed repositories' values and hash or stream fields,
   validated into the declared type;
-* ``EnvelopeCodec``: ``@cached`` entries (the value and how long it took to compute).
+* ``EnvelopeCodec``: ``@cached`` entries (the value and how long it took to compute);
+* ``MessageCodec``: pub/sub messages in their versioned envelope.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, Generic, NamedTuple, TypeVar, cast
+from typing import Any, Generic, Literal, NamedTuple, TypeVar, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError, create_model
 from pydantic_core import PydanticSerializationError, to_json
 
 from ._exceptions import ConfigurationError, InvalidInputError, SerializationError
 
-__all__ = ["Envelope", "EnvelopeCodec", "ModelCodec", "ValueCodec", "decode", "encode"]
+__all__ = [
+    "Envelope",
+    "EnvelopeCodec",
+    "MessageCodec",
+    "ModelCodec",
+    "ValueCodec",
+    "decode",
+    "encode",
+]
 
 
 def encode(value: Any, max_bytes: int) -> bytes:
@@ -213,3 +222,57 @@ class EnvelopeCodec:
         """Validate an envelope; raises ``ValueError`` on anything else."""
         entry: Any = self._model.model_validate_json(raw)
         return Envelope(entry.v, entry.d)
+
+
+#: The envelope version ``MessageCodec`` writes; a reader skips (and counts) any other.
+MESSAGE_VERSION = 1
+
+
+class MessageCodec(Generic[M]):
+    """Pub/sub messages of one model in a small versioned envelope, encoded once::
+
+    {"v":1,"id":"<publisher's id>","ts":<Unix seconds>,"m":{...the message...}}
+    """
+
+    __slots__ = ("_envelope", "model")
+
+    def __init__(self, model: type[M]) -> None:
+        self.model = model
+        self._envelope: type[BaseModel] = create_model(
+            f"{model.__name__}Envelope",
+            v=(Literal[1], ...),
+            id=(str, ...),
+            ts=(float, ...),
+            m=(model, ...),
+        )
+
+    def encode(self, message: M, message_id: str, published_at: float, max_bytes: int) -> bytes:
+        """The envelope's JSON.
+
+        Raises:
+            SerializationError: ``message`` is not a ``model``, or the envelope is too large.
+        """
+        if not isinstance(message, self.model):
+            raise SerializationError(
+                f"expected a {self.model.__name__} message, not {type(message).__name__}"
+            )
+        try:
+            body = message.__pydantic_serializer__.to_json(message, warnings="error")
+        except Exception as exc:
+            raise SerializationError(f"cannot send a {self.model.__name__}: {exc}") from exc
+        head = b'{"v":%d,"id":"%s","ts":%.6f,"m":' % (
+            MESSAGE_VERSION,
+            message_id.encode("ascii"),
+            published_at,
+        )
+        data = head + body + b"}"
+        if len(data) > max_bytes:
+            raise SerializationError(
+                f"message is {len(data)} bytes as JSON, over the {max_bytes}-byte limit"
+            )
+        return data
+
+    def decode(self, raw: str | bytes) -> tuple[M, str, float]:
+        """The message, its id and its time; raises ``ValueError`` on anything else."""
+        envelope: Any = self._envelope.model_validate_json(raw)
+        return envelope.m, envelope.id, envelope.ts

@@ -9,12 +9,14 @@
     ├── SerializationError(ValueError) a value cannot be stored as JSON, or is too large
     ├── NotInitializedError            a global instance was used before init_redis()
     ├── RateLimitExceeded              a @rate_limited call was denied; carries the Decision
+    ├── SubscriptionOverflow           a subscriber fell behind under on_overflow="close"
     └── BackendError                   Redis failed; the redis-py error is the __cause__
         ├── BackendUnavailable         refused, reset, authentication failed
         │   └── PoolExhausted          every pooled connection stayed busy for the pool timeout
         ├── BackendTimeout             connect or read timed out
         ├── CircuitOpen                the breaker is open, so Redis was not called
         └── BackendResponseError       Redis answered with an error (WRONGTYPE, OOM, NOPERM, ...)
+            └── SubscriptionRefused    the ACL does not permit a channel (raised at subscribe)
 
 Input errors are raised before any I/O, whatever the mode. ``BackendError`` reaches the caller only
 from instances built with ``strict=True``; otherwise the spec's default value is returned.
@@ -41,6 +43,8 @@ __all__ = [
     "PoolExhausted",
     "RateLimitExceeded",
     "SerializationError",
+    "SubscriptionOverflow",
+    "SubscriptionRefused",
 ]
 
 
@@ -110,3 +114,14 @@ class CircuitOpen(BackendError):
 
 class BackendResponseError(BackendError):
     """Redis answered with an error, e.g. WRONGTYPE, OOM or NOPERM."""
+
+
+class SubscriptionRefused(BackendResponseError):
+    """Redis refused to subscribe (an ACL without the channel): grant it, or subscribe less.
+
+    Raised by ``subscribe()`` whatever the mode: the subscription never existed.
+    """
+
+
+class SubscriptionOverflow(ArketicCacheError):
+    """A subscriber under ``on_overflow="close"`` fell more than ``max_queued`` messages behind."""

@@ -41,6 +41,8 @@ class Shell:
 
     #: The counter family its ``_stats`` are reported under (``_counters.py``).
     _family: ClassVar[str] = "cache"
+    #: The type of its ``_stats`` counter object (with at least ``errors``).
+    _stats_type: ClassVar[type[Any]] = CacheStats
 
     __slots__ = (
         "__weakref__",
@@ -65,7 +67,7 @@ class Shell:
             raise ConfigurationError(f"{owner}: key_prefix is a str or None, not {key_prefix!r}")
         self._key_prefix = key_prefix
         self.strict = check_flag(owner, "strict", strict)
-        self._stats = CacheStats()
+        self._stats = self._stats_type()
         self._bound: _connection.RedisConnection | None = None
         self._prefix = ""
         self._track()

@@ -12,8 +12,9 @@ Everything that listens to Redis (L1 invalidation, typed channels) goes through 
   at a time, never a tight loop;
 * after ``os.fork()`` the child's first ``start()`` opens a new connection (the parent's socket
   is never touched);
-* when the topics change, the new subscription is made before the old one is dropped, so no
-  message falls in between.
+* when the topics change, the live connection subscribes to what is new before it drops what
+  is gone, so no message falls in between and none comes twice; with tracking, a new
+  connection is subscribed before the old one is dropped.
 
 The life of a subscription (open, handshake, pump with heartbeat, swap, back off) is written once,
 as a generator of I/O steps (``Connect``, ``Send``, ``Read``, ``Close``, ``Release``, ``Pause``);
@@ -56,6 +57,9 @@ from ._core._subscribe import (
     Subscribed,
     Topics,
     Write,
+    amendable,
+    amended,
+    amendment,
     classify,
     handshake,
     reconnect_delay,
@@ -69,7 +73,7 @@ logger = logging.getLogger("arketic_cache")
 #: What ends a subscription: the server went away, froze, or the socket broke.
 LOST = (redis.ConnectionError, redis.TimeoutError, OSError, EOFError)
 #: Longest a blocked read lasts, so stop() and topic changes are noticed promptly.
-SLICE = 0.2
+SLICE = 0.05
 
 
 class Listener(Protocol):
@@ -173,7 +177,8 @@ class _Subscriber:
         beat = Heartbeat(self.ping_interval, self.ping_timeout, time.monotonic())
         while not stopped():
             if self._changed:
-                conn = yield from self._swap(conn)
+                conn = yield from self._change(conn)
+                beat.heard(time.monotonic())
             now = time.monotonic()
             due = beat.due(now)
             if due == "dead":
@@ -185,6 +190,39 @@ class _Subscriber:
             if frame is not NOTHING:
                 self._route(frame)
                 beat.heard(time.monotonic())
+
+    def _change(self, conn: Any) -> Generator[Step, Any, Any]:
+        """Follow the listener's new topics: in place when no tracking is involved (no new
+        connection, no duplicate, no gap), else by swapping connections."""
+        self._changed = False
+        topics = self.listener.topics()
+        if not amendable(self.result, topics):
+            return (yield from self._swap(conn))
+        assert self.result is not None
+        current = self.result.topics
+        plan = amendment(current, topics)
+        for send, _, _ in plan:
+            yield Write(conn, send.args)
+        refused: str | None = None
+        for send, kind, names in plan:  # the answers come in order, messages in between
+            confirmed = 0
+            while confirmed < send.replies:
+                frame = yield Read(conn, self.ping_timeout)
+                if frame is NOTHING:
+                    raise Frozen("no answer to a subscription change")
+                event = self._route(frame)
+                if type(event) is Confirm:
+                    confirmed += 1
+                elif type(event) is Reply and isinstance(event.value, Exception):
+                    refused = refused or f"{type(event.value).__name__}: {event.value}"
+                    break  # one error answers the whole command
+            else:
+                current = amended(current, kind, names)
+        self.result = Subscribed(False, current)
+        if refused is not None:
+            self.listener.on_refused(refused)
+        self.listener.on_subscribed(self.result, True)
+        return conn
 
     def _swap(self, old: Any) -> Generator[Step, Any, Any]:
         """Subscribe on a new connection, then drain and drop the old one."""
@@ -356,9 +394,13 @@ class SubscriberTask(_Subscriber):
             self._stop.set()
         task, self._task = self._task, None
         if task is not None and self._pid == os.getpid() and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # It notices within a read and closes its connection itself; a cancelled read
+            # would make redis-py drop the socket unclosed.
+            done, _ = await asyncio.wait({task}, timeout=self.ping_timeout + SLICE)
+            if not done:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.result = None
 
     async def _run(self) -> None:
@@ -404,5 +446,12 @@ class SubscriberTask(_Subscriber):
 
 
 async def _aclose(conn: Any) -> None:
+    # fakeredis' asyncio connection drops its socket without closing it, so the embedded server
+    # would count its subscriptions until garbage collection: unsubscribe from everything first
+    # (the embedded server runs a command as it is written).
+    if type(conn).__module__.startswith("fakeredis") and getattr(conn, "_sock", None):
+        with contextlib.suppress(Exception):
+            await conn.send_command("UNSUBSCRIBE", check_health=False)
+            await conn.send_command("PUNSUBSCRIBE", check_health=False)
     with contextlib.suppress(*LOST, RuntimeError):
         await conn.disconnect(nowait=True)

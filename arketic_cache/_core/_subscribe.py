@@ -38,6 +38,9 @@ __all__ = [
     "Subscribed",
     "Topics",
     "Write",
+    "amendable",
+    "amended",
+    "amendment",
     "classify",
     "covering",
     "handshake",
@@ -202,6 +205,47 @@ def handshake(topics: Topics, resp3: bool) -> Generator[Send, list[Any], Subscri
             if refused:
                 raise Refused(refused)
     return Subscribed(tracking, topics)
+
+
+def amendable(old: Subscribed | None, new: Topics) -> bool:
+    """True when a live subscription can move to ``new`` in place (no tracking involved)."""
+    return (
+        old is not None
+        and not old.tracking
+        and old.topics.tracking is None
+        and new.tracking is None
+        and old.topics.fallback == new.fallback
+    )
+
+
+def amendment(old: Topics, new: Topics) -> list[tuple[Send, str, frozenset[str]]]:
+    """The commands that move a live subscription from ``old`` to ``new``: subscriptions
+    first (so nothing falls in between), then unsubscriptions. Each comes with its kind
+    (``channels`` or ``patterns``) and whether it adds (``+``) or removes (``-``) names."""
+    plan: list[tuple[Send, str, frozenset[str]]] = []
+    for command, kind, names in (
+        ("SUBSCRIBE", "+channels", new.channels - old.channels),
+        ("PSUBSCRIBE", "+patterns", new.patterns - old.patterns),
+        ("UNSUBSCRIBE", "-channels", old.channels - new.channels),
+        ("PUNSUBSCRIBE", "-patterns", old.patterns - new.patterns),
+    ):
+        if names:
+            plan.append((Send((command, *sorted(names)), replies=len(names)), kind, names))
+    return plan
+
+
+def amended(old: Topics, kind: str, names: frozenset[str]) -> Topics:
+    """``old`` after one step of an amendment succeeded."""
+    channels, patterns = old.channels, old.patterns
+    if kind == "+channels":
+        channels = channels | names
+    elif kind == "-channels":
+        channels = channels - names
+    elif kind == "+patterns":
+        patterns = patterns | names
+    else:
+        patterns = patterns - names
+    return Topics(channels, patterns, old.tracking, old.fallback)
 
 
 # -- liveness and backoff -----------------------------------------------------------------------

@@ -226,12 +226,12 @@ class TestLife:
         rig = Rig()
         rig.subscribe("c1")
         life = rig.life
-        clock.now += 4.9
+        clock.now += 4.97
         life.expect(Read("c1", SLICE), NOTHING)
         step = life.step
         assert type(step) is Read  # read until the ping is due
-        assert step.seconds == pytest.approx(0.1)
-        clock.now += 0.1
+        assert step.seconds == pytest.approx(0.03)
+        clock.now += 0.03
         life.send(NOTHING)
         life.expect(Write("c1", ("PING",)))
         life.expect(Read("c1", SLICE), ["pong", ""])  # answered: idle again

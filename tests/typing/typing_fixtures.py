@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from arketic_cache import (
     TTL,
+    Channel,
     HashKey,
     ListKey,
     SetKey,
@@ -80,3 +81,12 @@ class AIAnswerKey(StringKey[AIAnswer]):
     template = "app:ai:answer:{prompt_hash}"
     ttl = TTL.AI_RESPONSE
     prompt_hash: str
+
+
+class Chat(BaseModel):
+    text: str
+
+
+class ChatChannel(Channel[Chat]):
+    template = "chat:{chat_id}"
+    chat_id: str
