@@ -39,6 +39,7 @@ from ._core._repository import read_int
 from ._core._subscribe import Message, Subscribed, Topics
 from ._counters import counts_of
 from ._exceptions import (
+    BackendError,
     BackendUnavailable,
     InvalidInputError,
     SubscriptionRefused,
@@ -169,6 +170,8 @@ class _AsyncEnd(_End):
 class _Hub:
     """The listener of one subscriber connection: routes messages to the subscriptions' ends."""
 
+    subscriber: SubscriberThread | SubscriberTask
+
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.ends: set[_End] = set()
@@ -253,10 +256,11 @@ class _Hub:
         for end in refused:
             end.error = reason
             end.settled()
-        for end in others:  # the whole connection was refused: they wait for the retry
-            if not end.ready:
-                continue
-            end.lost(f"subscription refused: {reason}")
+        if not others:
+            self.subscriber.halt()  # nothing left to listen to: no retry
+        elif self.subscriber.result is None:  # the connection itself was refused
+            for end in others:
+                end.lost(f"subscription refused: {reason}")
 
     def on_invalidate(self, keys: tuple[str, ...] | None) -> None:
         """Not tracking: nothing to do."""
@@ -271,6 +275,8 @@ class _Hub:
 
 class _SyncHub(_Hub):
     """The hub of one connection in one process, on a subscriber thread."""
+
+    subscriber: SubscriberThread
 
     def __init__(self, conn: _connection.RedisConnection) -> None:
         super().__init__()
@@ -306,6 +312,9 @@ class _SyncHub(_Hub):
             generation = self._drop(end)
             if not self.subscriber.running:
                 return
+            if self.subscriber.halting:
+                self.subscriber.stop()
+                return
             self.subscriber.resubscribe()
             with self._changes:
                 self._changes.wait_for(lambda: self.confirmed >= generation, self.wait)
@@ -315,6 +324,8 @@ class _SyncHub(_Hub):
 
 class _AsyncHub(_Hub):
     """The hub of one connection on one event loop, in a subscriber task."""
+
+    subscriber: SubscriberTask
 
     def __init__(self, conn: _connection.RedisConnection) -> None:
         super().__init__()
@@ -347,6 +358,9 @@ class _AsyncHub(_Hub):
         async with self._life:
             generation = self._drop(end)
             if not self.subscriber.running:
+                return
+            if self.subscriber.halting:
+                await self.subscriber.stop()
                 return
             self.subscriber.resubscribe()
             with contextlib.suppress(TimeoutError):
@@ -536,16 +550,21 @@ class _SubscriptionBase(Generic[T]):
         """Items waiting to be read (bounded by ``max_queued``)."""
         return len(self._end.mailbox)
 
-    def _opened(self) -> None:
-        """After the wait for the server's confirmation: raise a refusal, note a timeout."""
+    def _refusal(self) -> BackendError | None:
+        """After the wait for the server's confirmation: the error to raise, if any (a
+        timeout is noted as a gap, or an error when strict)."""
         end = self._end
         if end.error is not None:
             self._state = "closed"
-            raise SubscriptionRefused(f"Redis refused the subscription: {end.error}")
+            return SubscriptionRefused(
+                f"Redis refused the subscription (check the ACL's channels): {end.error}"
+            )
         if not end.ready:
             if self._strict:
-                raise BackendUnavailable(f"not subscribed within {self._wait:.1f} s")
+                self._state = "closed"
+                return BackendUnavailable(f"not subscribed within {self._wait:.1f} s")
             end.lost(f"not subscribed within {self._wait:.1f} s: Redis may be unreachable")
+        return None
 
     def _next(self) -> tuple[bool, T | None]:
         """(whether anything was queued, the item or None if it was skipped)."""
@@ -588,7 +607,10 @@ class SyncSubscription(_SubscriptionBase[T]):
                 if left <= 0:
                     break
                 end.cond.wait(left)
-        self._opened()
+        refused = self._refusal()
+        if refused is not None:
+            self._hub.remove(end)
+            raise refused
 
     def close(self) -> None:
         """Unsubscribe (idempotent)."""
@@ -662,7 +684,10 @@ class Subscription(_SubscriptionBase[T]):
         await self._hub.add(self._end)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._end.decided.wait(), self._wait)
-        self._opened()
+        refused = self._refusal()
+        if refused is not None:
+            await self._hub.remove(self._end)
+            raise refused
 
     async def close(self) -> None:
         """Unsubscribe (idempotent)."""

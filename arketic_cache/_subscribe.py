@@ -120,6 +120,16 @@ class _Subscriber:
         """The listener's topics changed: subscribe anew (without a gap)."""
         self._changed = True
 
+    def halt(self) -> None:
+        """From a listener's callback: stop once the current step is done (no more retries)."""
+        if self._stop is not None:
+            self._stop.set()
+
+    @property
+    def halting(self) -> bool:
+        """True once asked to stop (by ``stop()`` or ``halt()``)."""
+        return self._stop is not None and self._stop.is_set()
+
     def _forked(self) -> bool:
         """True (and the per-process state reset) on the first start in a forked child."""
         if self._pid == os.getpid():

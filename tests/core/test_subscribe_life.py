@@ -375,3 +375,61 @@ class TestLife:
         sub = _Subscriber(lambda: None, FakeListener(TRACKED))
         with pytest.raises(StopIteration):
             next(sub._life(lambda: True))
+
+
+class TestAmendInPlace:
+    """Without tracking, a topic change is made on the live connection: no reconnect, no
+    duplicate, and a refusal leaves what was already subscribed."""
+
+    def listening(self, channels: set[str]) -> Rig:
+        rig = Rig(Topics(channels=frozenset(channels)))
+        life = rig.life
+        life.expect(Connect(), "c")
+        life.expect(Write("c", ("SUBSCRIBE", *sorted(channels))))
+        for count, name in enumerate(sorted(channels), 1):
+            life.expect(Read("c", 1.0), ["subscribe", name, count])
+        return rig
+
+    def test_new_channels_are_subscribed_before_old_ones_are_dropped(self) -> None:
+        rig = self.listening({"a"})
+        life = rig.life
+        rig.listener.current = Topics(channels=frozenset({"b"}), patterns=frozenset({"p*"}))
+        rig.sub.resubscribe()
+        life.expect(Read("c", SLICE), NOTHING)
+        life.expect(Write("c", ("SUBSCRIBE", "b")))
+        life.expect(Write("c", ("PSUBSCRIBE", "p*")))
+        life.expect(Write("c", ("UNSUBSCRIBE", "a")))
+        life.expect(Read("c", 1.0), ["message", "a", "in between"])  # routed, not lost
+        life.expect(Read("c", 1.0), ["subscribe", "b", 2])
+        life.expect(Read("c", 1.0), ["psubscribe", "p*", 3])
+        life.expect(Read("c", 1.0), ["unsubscribe", "a", 2])
+        assert same(life.step, Read("c", SLICE)), "the same connection, no Connect"
+        new = Topics(channels=frozenset({"b"}), patterns=frozenset({"p*"}))
+        assert rig.listener.events[-2:] == [
+            ("message", Message("a", "in between")),
+            ("subscribed", Subscribed(False, new), True),
+        ]
+
+    def test_a_refused_addition_keeps_the_rest(self) -> None:
+        rig = self.listening({"a"})
+        life = rig.life
+        rig.listener.current = Topics(channels=frozenset({"a", "forbidden"}))
+        rig.sub.resubscribe()
+        life.expect(Read("c", SLICE), NOTHING)
+        life.expect(Write("c", ("SUBSCRIBE", "forbidden")))
+        life.expect(Read("c", 1.0), NOPERM_CHANNEL)
+        assert same(life.step, Read("c", SLICE)), "still listening on the same connection"
+        kept = Subscribed(False, Topics(channels=frozenset({"a"})))
+        assert rig.listener.kinds()[-2:] == ["refused", "subscribed"]
+        assert rig.listener.last() == ("subscribed", kept, True)
+
+    def test_no_answer_to_a_change_is_a_frozen_server(self) -> None:
+        rig = self.listening({"a"})
+        life = rig.life
+        rig.listener.current = Topics(channels=frozenset({"b"}))
+        rig.sub.resubscribe()
+        life.expect(Read("c", SLICE), NOTHING)
+        life.expect(Write("c", ("SUBSCRIBE", "b")))
+        life.expect(Write("c", ("UNSUBSCRIBE", "a")))
+        assert same(life.expect(Read("c", 1.0), NOTHING), Release())
+        assert rig.listener.last() == ("lost", "Frozen: no answer to a subscription change")

@@ -60,6 +60,27 @@ class Side:
 
         return self.runner.run(find())
 
+    def wait_listening(self, timeout: float = 10.0) -> None:
+        """Until the hub's subscriber listens to every topic asked of it (after a reconnect)."""
+        hub = self.hub()
+
+        def listening() -> bool:
+            return hub.subscriber.result is not None and hub.confirmed >= hub._wanted
+
+        if isinstance(hub, _SyncHub):
+            with hub._changes:
+                assert hub._changes.wait_for(listening, timeout), "not listening again"
+            return
+        changes = hub._changes
+
+        async def wait() -> None:
+            async with asyncio.timeout(timeout):
+                while not listening():
+                    changes.clear()
+                    await changes.wait()
+
+        self.run(wait())
+
     def stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = self.pubsub.stats()
         return stats
