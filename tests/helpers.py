@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
@@ -134,6 +134,12 @@ def thaw_if_running(server: RedisServer) -> None:
 class Rig:
     """The test's server, a connection to it (short timeouts, manual clock) and one flavour."""
 
+    #: The connection's timeouts: short, so a frozen or dead server costs little.
+    timeouts: ClassVar[dict[str, float]] = {
+        "socket_timeout": TIMEOUT,
+        "connect_timeout": CONNECT_TIMEOUT,
+    }
+
     def __init__(self, name: str, server: RedisServer, runner: asyncio.Runner) -> None:
         self.name = name
         self.server = server
@@ -143,11 +149,7 @@ class Rig:
 
     def connect(self, **overrides: Any) -> RedisConnection:
         """A new connection to the server on the manual clock; later caches use it."""
-        options: dict[str, Any] = {
-            "socket_timeout": TIMEOUT,
-            "connect_timeout": CONNECT_TIMEOUT,
-            **overrides,
-        }
+        options: dict[str, Any] = {**self.timeouts, **overrides}
         return self.flavor.connect(clock=self.clock, **options)
 
     @property

@@ -15,8 +15,10 @@ from .fault_helpers import DEAD_PASSWORD, DeadRig, SessionRig
 
 @pytest.fixture(params=["sync", "async"])
 def rig(request: pytest.FixtureRequest, fresh_server: RedisServer) -> Iterator[SessionRig]:
-    """A sync or async rig on this test's own (non-persistent) server."""
-    yield from rigs(SessionRig, request.param, fresh_server)
+    """A sync or async rig on this test's own (non-persistent) server, of the kind the test
+    module names as ``RIG`` (short timeouts by default)."""
+    kind: type[SessionRig] = getattr(request.module, "RIG", SessionRig)
+    yield from rigs(kind, request.param, fresh_server)
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import redis
 
@@ -210,6 +210,13 @@ class SessionRig(Rig):
                 key: (content(admin, key), admin.pttl(key) > 0)
                 for key in sorted(admin.scan_iter("*"))
             }
+
+
+class PatientSessionRig(SessionRig):
+    """A ``SessionRig`` with generous timeouts, for tests about data rather than faults: a
+    loaded machine's slow connect must not read as a degraded call there."""
+
+    timeouts: ClassVar[dict[str, float]] = {"socket_timeout": 5.0, "connect_timeout": 5.0}
 
 
 # -- a manager with no server behind it, for bad input ---------------------------------------

@@ -34,11 +34,16 @@ from .fault_helpers import (
     TOKEN,
     USER,
     DeadRig,
+    PatientSessionRig,
     SessionRig,
     same,
     session_key,
     session_manager,
 )
+
+#: The ``rig`` fixture builds this kind: these tests are about data, not faults.
+RIG = PatientSessionRig
+
 
 pytestmark = pytest.mark.redis
 

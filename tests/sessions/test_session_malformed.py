@@ -13,7 +13,21 @@ import redis
 
 from arketic_cache import BackendError, BackendResponseError
 
-from .fault_helpers import DATA, OTHER_ID, SID, USER, SessionRig, envelope, handle_of, session_key
+from .fault_helpers import (
+    DATA,
+    OTHER_ID,
+    SID,
+    USER,
+    PatientSessionRig,
+    SessionRig,
+    envelope,
+    handle_of,
+    session_key,
+)
+
+#: The ``rig`` fixture builds this kind: these tests are about data, not faults.
+RIG = PatientSessionRig
+
 
 pytestmark = pytest.mark.redis
 
