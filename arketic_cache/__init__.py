@@ -102,6 +102,7 @@ from ._pubsub import PubSub, Subscription, SyncPubSub, SyncSubscription
 from ._rate_limited import rate_limited
 from ._ratelimit import RedisRateLimiter, SyncRedisRateLimiter
 from ._repositories import (
+    Claimed,
     HashRepository,
     ListRepository,
     Repository,
@@ -143,6 +144,7 @@ __all__ = [
     "ChatMetadataKey",
     "ChatParticipantsKey",
     "CircuitOpen",
+    "Claimed",
     "ConfigurationError",
     "Decision",
     "Gap",

@@ -35,7 +35,6 @@ __all__ = [
     "set_members",
     "stream_append",
     "stream_range",
-    "stream_read_after",
     "zset_add",
     "zset_increment",
     "zset_range",
@@ -268,19 +267,3 @@ def stream_range(
     """Entries with ids from ``start`` to ``end`` (``-`` and ``+`` for the ends)."""
     limit = ("COUNT", count) if count is not None else ()
     return _entries(key, (yield Command(("XRANGE", key, start, end, *limit))), codec)
-
-
-def stream_read_after(
-    key: str, codec: ModelCodec[M], last_id: str, count: int | None
-) -> Flow[list[tuple[str, M]]]:
-    """Entries added after ``last_id`` (without waiting for new ones)."""
-    limit = ("COUNT", count) if count is not None else ()
-    reply = yield Command(("XREAD", *limit, "STREAMS", key, last_id))
-    if not reply:
-        return []
-    if isinstance(reply, dict):  # RESP3: {key: [entries]}
-        (batches,) = reply.values()
-        entries = batches[0] if batches and isinstance(batches[0], list) else batches
-    else:  # RESP2: [[key, entries]]
-        entries = reply[0][1]
-    return _entries(key, entries, codec)

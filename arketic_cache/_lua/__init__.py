@@ -15,6 +15,7 @@ __all__ = [
     "RELEASE_LEASE",
     "SESSION",
     "STORE_AND_ANNOUNCE",
+    "STREAM_CLAIM",
     "UNLINK_AND_ANNOUNCE",
     "UNLINK_IF_EQUAL",
     "LuaScript",
@@ -45,5 +46,6 @@ RATE_REFUND = load("rate_refund")
 RELEASE_LEASE = load("release_lease")
 SESSION = load("session")
 STORE_AND_ANNOUNCE = load("store_and_announce")
+STREAM_CLAIM = load("stream_claim")
 UNLINK_AND_ANNOUNCE = load("unlink_and_announce")
 UNLINK_IF_EQUAL = load("unlink_if_equal")

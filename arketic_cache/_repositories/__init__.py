@@ -5,10 +5,11 @@ from ._hash import HashRepository, SyncHashRepository
 from ._list import ListRepository, SyncListRepository
 from ._set import SetRepository, SyncSetRepository
 from ._sorted_set import SortedSetRepository, SyncSortedSetRepository
-from ._stream import StreamRepository, SyncStreamRepository
+from ._stream import Claimed, StreamRepository, SyncStreamRepository
 from ._string import StringRepository, SyncStringRepository
 
 __all__ = [
+    "Claimed",
     "HashRepository",
     "ListRepository",
     "Repository",

@@ -228,25 +228,6 @@ class TestStreams:
         with pytest.raises(SerializationError):
             next(flows.stream_append("st", {}, 30, None, approximate=False))
 
-    @pytest.mark.parametrize(
-        "reply",
-        [
-            [["st", [("1-0", {"x": "1"}), ("2-0", {"x": "2"})]]],
-            {"st": [[("1-0", {"x": "1"}), ("2-0", {"x": "2"})]]},
-        ],
-        ids=["resp2", "resp3"],
-    )
-    def test_read_after(self, reply: Any) -> None:
-        """New entries decode into the model from either reply shape."""
-        effects, entries = step(flows.stream_read_after("st", POINTS, "0-0", 10), [reply])
-        assert effects == [Command(("XREAD", "COUNT", 10, "STREAMS", "st", "0-0"))]
-        assert entries == [("1-0", Point(x=1)), ("2-0", Point(x=2))]
-
-    @pytest.mark.parametrize("reply", [None, [], {}])
-    def test_read_after_nothing_new(self, reply: Any) -> None:
-        """No new entry (None, or an empty reply) is an empty list."""
-        assert step(flows.stream_read_after("st", POINTS, "0-0", None), [reply])[1] == []
-
     def test_undecodable_entry_raises(self) -> None:
         """An entry that does not fit the model is a SerializationError naming the key."""
         flow = flows.stream_range("st", POINTS, "-", "+", None)
