@@ -26,6 +26,7 @@ from .._exceptions import BackendError
 from ._cache import cache_demo, info_demo
 from ._cached import cached_demo
 from ._health import health_demo, metrics_demo
+from ._messaging import messaging_demo
 from ._narration import PREFIX, flush_logs, heading, narrating_logs, note, show
 from ._ratelimit import rate_limit_demo
 from ._repositories import repository_demo, schema_demo
@@ -70,6 +71,7 @@ async def _demo() -> None:
     await cached_demo()
     await rate_limit_demo()
     await session_demo()
+    await messaging_demo(reachable)
     await health_demo(conn.backend == "memory", reachable)
     metrics_demo()
     heading(f"Clean-up (through the library, so it degrades too; keys under {PREFIX!r})")

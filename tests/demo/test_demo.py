@@ -107,6 +107,24 @@ def test_embedded_health_and_metrics(embedded: str) -> None:
     assert 'arketic_cache_misses_total{cache="demo:",kind="cache"}' in embedded
 
 
+def test_embedded_messaging(embedded: str) -> None:
+    """The chat channel delivers the typed message to the demo's subscription and skips a
+    raw string; the stream resumes after an id and its group's entries, claimed from a dead
+    worker, end acknowledged with none pending."""
+    found = results(embedded)
+    assert found["ChatChannel(chat_id='1*:x').render()"] == "'chat:1%2A%3Ax'"
+    assert found["publish(chat 'general', ChatMessage)"] == "1"
+    assert found["receive(): channel, message"] == "('general', 'Hello')"
+    assert found["stats()['decode_errors']"] == "1"
+    assert found["read_after(chat, id of the first)"] == "['Hi Ada']"
+    assert found["create_group(chat, 'moderation', start='0')"] == "True"
+    assert found["read_group(..., 'worker-1')"] == "2"
+    assert found["claim(..., 'worker-2', min_idle=0)"] == "2"
+    assert found["ack(...) those entries"] == "2"
+    assert found["pending(chat, 'moderation')"] == "0"
+    assert found["trim(chat, max_length=1)"] == "1"
+
+
 def test_every_line_is_part_of_the_demo(embedded: str) -> None:
     """No bare log line: the refresh-token reuse warning is a note under the call that
     caused it."""
@@ -150,6 +168,9 @@ def test_redis_down() -> None:
     assert found["is_allowed('rate:api:123:chat', limit=3) #4"] == "(True, 0, 3)"
     assert found["new_session({user_id, email, role})"] == "None"
     assert found["flush_pattern('*', allow_all=True)"] == "0"
+    assert found["publish(chat 'general', ChatMessage)"] == "0"
+    assert found["read_after(chat, id of the first)"] == "[]"
+    assert "receive(): channel, message" not in found  # no subscription without a server
     assert "degraded: allowed without Redis" in out
     assert unexplained_numbers(out) == []
     assert found["['status']"] == "'error'"
@@ -172,6 +193,8 @@ def test_real_server(redis_server: RedisServer) -> None:
     assert found["memory"] == "'ok'"
     assert "no maxmemory" in out  # the harness' server has none: no made-up percentage
     assert found["replication"] == "'ok'"
+    assert found["receive(): channel, message"] == "('general', 'Hello')"
+    assert found["pending(chat, 'moderation')"] == "0"
     assert unexplained_numbers(out) == []
     with redis.Redis.from_url(redis_server.url, decode_responses=True) as client:
         assert [key for key in client.scan_iter("*") if "demo" in key] == []
