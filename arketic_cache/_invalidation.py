@@ -185,9 +185,14 @@ class Coherence:
         return 1 if self.mode == "announce" else 0
 
     def stop(self) -> None:
-        """Stop listening (the connection is closing)."""
+        """Stop listening (the connection is closing); its L1 copies go with it, so no
+        copy outlives the connection it was read through (nothing would evict it now)."""
         self.subscriber.stop()
         self._lost(None)
+        with self._lock:
+            stores = list(self._stores)
+        for store in stores:
+            store.clear()
 
     # -- what the subscriber reports -------------------------------------------------------------
     def topics(self) -> Topics:
