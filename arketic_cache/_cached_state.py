@@ -122,7 +122,9 @@ class CachedState:
         # Argument tuples identify L1 entries only when every argument is part of the key; a
         # key function may read anything (self included), and excluded parameters must not
         # split or pin L1 entries: those calls find L1 entries by their L2 key instead.
-        self.fast_keys = not exclude and (key is None or isinstance(key, type))
+        self.fast_keys = (
+            not exclude and not self.keyer.injected and (key is None or isinstance(key, type))
+        )
         if ttl is None and isinstance(key, type) and issubclass(key, KeySchema):
             ttl = key.ttl
         self.ttl = ttl

@@ -16,7 +16,7 @@ import json
 import math
 from collections.abc import Callable, Collection, Mapping
 from json.encoder import encode_basestring_ascii
-from typing import Any, NamedTuple, cast, get_type_hints
+from typing import Annotated, Any, NamedTuple, cast, get_args, get_origin, get_type_hints
 
 from pydantic import ValidationError
 
@@ -36,6 +36,7 @@ __all__ = [
     "claim_lease",
     "early_refresh_due",
     "freshness",
+    "injected",
     "invalidate_entry",
     "invalidation_message",
     "jittered_ttl",
@@ -73,12 +74,54 @@ def return_type(fn: Callable[..., Any]) -> Any:
     return hints.get("return", Any)
 
 
+#: What a web framework passes to a path operation besides its data (matched by module and
+#: class name, so the core imports no framework): the request, the response, background tasks.
+_FRAMEWORK_MODULES = ("starlette.", "fastapi.")
+_FRAMEWORK_TYPES = frozenset(
+    {"HTTPConnection", "Request", "WebSocket", "Response", "BackgroundTasks", "SecurityScopes"}
+)
+#: A parameter filled in by dependency injection (``Depends``, ``Security``).
+_INJECTION_MARKERS = frozenset({"Depends", "Security"})
+
+
+def _framework(cls: Any, names: frozenset[str]) -> bool:
+    return isinstance(cls, type) and any(
+        c.__name__ in names and c.__module__.startswith(_FRAMEWORK_MODULES) for c in cls.__mro__
+    )
+
+
+def injected(parameter: inspect.Parameter, hint: Any) -> bool:
+    """Whether a web framework fills ``parameter`` in: its request, response or background
+    tasks (by type), or a dependency (``Depends``/``Security`` as default or ``Annotated``
+    metadata). Such values are not the call's data and never enter a cache key."""
+    if _framework(type(parameter.default), _INJECTION_MARKERS):
+        return True
+    if get_origin(hint) is Annotated:
+        hint, *metadata = get_args(hint)
+        if any(_framework(type(m), _INJECTION_MARKERS) for m in metadata):
+            return True
+    return _framework(hint, _FRAMEWORK_TYPES)
+
+
+def _injected_names(fn: Callable[..., Any], signature: inspect.Signature) -> frozenset[str]:
+    try:
+        hints = get_type_hints(fn, include_extras=True)
+    except Exception:  # unresolvable forward references: judge by the defaults alone
+        hints = {}
+    return frozenset(
+        name
+        for name, parameter in signature.parameters.items()
+        if injected(parameter, hints.get(name, parameter.annotation))
+    )
+
+
 class CallKeyer:
     """Turn a call's arguments into its L2 key, the same for every equivalent call.
 
     Arguments are bound to the signature with defaults applied, so ``f(1)``, ``f(x=1)`` and
-    ``f(1, y=<default>)`` share a key. ``self``/``cls`` of a method and the ``exclude``d
-    parameters never enter the key (an instance's memory address must not be part of it).
+    ``f(1, y=<default>)`` share a key. ``self``/``cls`` of a method, the ``exclude``d
+    parameters and those a web framework injects (``injected``) never enter the key (an
+    instance's memory address must not be part of it).
     """
 
     __slots__ = (
@@ -87,6 +130,7 @@ class CallKeyer:
         "_schema",
         "_signature",
         "_skip",
+        "injected",
         "label",
         "namespace",
         "prefix",
@@ -106,7 +150,9 @@ class CallKeyer:
             ["self"],
             ["cls"],
         )
-        self._skip = frozenset(names[:1] if method else ()) | frozenset(exclude)
+        #: Parameters a web framework fills in (request, response, dependencies).
+        self.injected = _injected_names(fn, self._signature)
+        self._skip = frozenset(names[:1] if method else ()) | frozenset(exclude) | self.injected
         unknown = set(exclude) - set(names)
         if unknown:
             raise ConfigurationError(f"{fn.__qualname__} has no parameter {sorted(unknown)}")

@@ -50,7 +50,7 @@ class TestExports:
         names = arketic_cache.__all__
         assert len(names) == len(set(names))
         public = {n for n in vars(arketic_cache) if not n.startswith("_")}
-        submodules = {"testing", "prometheus", "otel"}  # imported on demand (extras)
+        submodules = {"testing", "prometheus", "otel", "fastapi"}  # imported on demand (extras)
         assert set(names) == public - submodules
 
 
