@@ -25,6 +25,7 @@ from arketic_cache.testing import RedisServer, find_redis_server
 from .cache_bench import Sizes, cache_benchmarks, one_kb_value
 from .cached_bench import cached_benchmarks
 from .health_bench import health_benchmarks
+from .messaging_bench import messaging_benchmarks, messaging_summary
 from .observability_bench import observability_benchmarks
 from .peers import peer_contenders
 from .ratelimit_bench import rate_limit_benchmarks
@@ -46,7 +47,16 @@ QUICK = (
 
 
 #: The benchmark groups, in the order they run.
-GROUPS = ("cache", "repository", "cached", "ratelimit", "session", "health", "observability")
+GROUPS = (
+    "cache",
+    "repository",
+    "cached",
+    "ratelimit",
+    "session",
+    "health",
+    "observability",
+    "messaging",
+)
 
 
 def _positive(text: str) -> int:
@@ -110,16 +120,24 @@ async def _run(
             )
             benchmarks += observed
             notes += observed_notes
+        if "messaging" in groups:
+            messaging_rows, messaging_notes = await messaging_benchmarks(server, sizes, stack)
+            benchmarks += messaging_rows
+            notes += messaging_notes
         started = time.perf_counter()
         outcomes = await measure(benchmarks, rounds)
         elapsed = time.perf_counter() - started
+        if "messaging" in groups:
+            notes += messaging_summary(outcomes)  # single-message p99 and messages/s
     meta = {
         "rounds": rounds,
         "calls per batch": f"get {sizes.get_calls}, get_many {sizes.many_calls}, "
         f"breaker-open {sizes.breaker_calls}, repository {sizes.repository_calls}, "
         f"@cached L1 hit {sizes.l1_calls}, @cached L2 hit and invalidate {sizes.get_calls}, "
         f"rate-limit decision {sizes.get_calls}, session get and create {sizes.get_calls}, "
-        f"health check {sizes.health_calls}",
+        f"health check {sizes.health_calls}, pub/sub single messages {sizes.pubsub_calls}, "
+        f"pub/sub burst {sizes.pubsub_burst} messages, consumer group {sizes.group_entries} "
+        f"entries read {sizes.group_chunk} at a time",
         "timed": f"{elapsed:.1f} s",
         "python": platform.python_version(),
         "redis-py": version("redis"),

@@ -34,7 +34,9 @@ BREAKER_COOLDOWN = 3600.0
 class Sizes:
     """Calls per batch for each benchmark, and how many keys ``get_many`` reads.
 
-    ``@cached`` rows use ``get_calls`` for L2 hits and invalidations, ``l1_calls`` for L1 hits.
+    ``@cached`` rows use ``get_calls`` for L2 hits and invalidations, ``l1_calls`` for L1 hits;
+    pub/sub rows ``pubsub_calls`` single messages, or bursts of ``pubsub_burst`` messages;
+    the consumer-group row ``group_entries`` stream entries, read ``group_chunk`` at a time.
     """
 
     get_calls: int
@@ -44,6 +46,10 @@ class Sizes:
     l1_calls: int = 2_000
     many_keys: int = 1000
     health_calls: int = 50
+    pubsub_calls: int = 200
+    pubsub_burst: int = 2_000
+    group_entries: int = 1_000
+    group_chunk: int = 100
 
 
 def one_kb_value() -> dict[str, Any]:
