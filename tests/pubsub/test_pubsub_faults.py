@@ -71,7 +71,9 @@ def test_a_restart_is_a_gap_then_one_subscription_again(
         assert admin.pubsub_numsub("chat:c1") == [(b"chat:c1", 1)], "no duplicate"
     assert side.publish(ChatChannel(chat_id="c1"), chat("after")) == 1
     assert sub.receive().message.text == "after"
-    assert side.hub().subscriber.connections == 2
+    # The first connection and the one that resubscribed, plus at most one attempt that met
+    # the server while it was still starting (backoff, not a storm).
+    assert 2 <= side.hub().subscriber.connections <= 3
     sub.close()
 
 
