@@ -101,6 +101,7 @@ from ._metrics import (
 from ._pubsub import PubSub, Subscription, SyncPubSub, SyncSubscription
 from ._rate_limited import rate_limited
 from ._ratelimit import RedisRateLimiter, SyncRedisRateLimiter
+from ._relay import StreamRelay
 from ._repositories import (
     Claimed,
     HashRepository,
@@ -207,6 +208,7 @@ __all__ = [
     "SortedSetKey",
     "SortedSetRepository",
     "StreamKey",
+    "StreamRelay",
     "StreamRepository",
     "StringKey",
     "StringRepository",

@@ -267,3 +267,9 @@ def stream_range(
     """Entries with ids from ``start`` to ``end`` (``-`` and ``+`` for the ends)."""
     limit = ("COUNT", count) if count is not None else ()
     return _entries(key, (yield Command(("XRANGE", key, start, end, *limit))), codec)
+
+
+def stream_latest(key: str, codec: ModelCodec[M], count: int) -> Flow[list[tuple[str, M]]]:
+    """The last ``count`` entries, oldest first (a chat's recent history)."""
+    newest_first = yield Command(("XREVRANGE", key, "+", "-", "COUNT", count))
+    return _entries(key, reversed(newest_first), codec)

@@ -27,7 +27,7 @@ from .._keys import StreamKey
 from .._shell import AsyncShell, SyncShell
 from ._base import K_co, M, Repository, V_co, positive
 
-__all__ = ["Claimed", "StreamRepository", "SyncStreamRepository"]
+__all__ = ["Claimed", "StreamRepository", "SyncStreamRepository", "entry_id"]
 
 KX = TypeVar("KX", bound=StreamKey[Any])
 _ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
@@ -47,7 +47,7 @@ def _name(value: Any, what: str) -> str:
     return value
 
 
-def _entry_id(value: Any, specials: tuple[str, ...] = ()) -> str:
+def entry_id(value: Any, specials: tuple[str, ...] = ()) -> str:
     if type(value) is not str or not (value in specials or _ID.fullmatch(value)):
         allowed = "".join(f", {special!r}" for special in specials)
         raise InvalidInputError(f"a stream entry id looks like '1700000000000-0'{allowed}")
@@ -109,12 +109,12 @@ class _StreamBase(Repository[KX], Generic[KX, M]):
     def _read_after(
         self, key: KX, last_id: str, count: int | None, block: float | None
     ) -> Flow[list[tuple[str, M]]]:
-        last = _entry_id(last_id, ("$",))
+        last = entry_id(last_id, ("$",))
         name, limit, blocking = self._key(key), positive(count, "count"), self._blocking(block)
         return groups.stream_read(name, self._codec, self._stats, last, limit, blocking)
 
     def _create_group(self, key: KX, group: str, start: str) -> Flow[bool]:
-        begin = _entry_id(start, ("$", "0"))
+        begin = entry_id(start, ("$", "0"))
         return groups.group_create(self._key(key), _name(group, "group"), begin, self.ttl)
 
     def _read_group(
@@ -126,7 +126,7 @@ class _StreamBase(Repository[KX], Generic[KX, M]):
         return groups.group_read(self._key(key), *names, self._codec, self._stats, limit, blocking)
 
     def _ack(self, key: KX, group: str, ids: tuple[str, ...]) -> Flow[int] | None:
-        checked = tuple(_entry_id(entry_id) for entry_id in ids)
+        checked = tuple(entry_id(given) for given in ids)
         name = _name(group, "group")
         return groups.group_ack(self._key(key), name, checked) if checked else None
 
@@ -184,6 +184,11 @@ class SyncStreamRepository(_StreamBase[KX, M], SyncShell):
         flow = repo_flows.stream_range(
             self._key(key), self._codec, start, end, positive(count, "count")
         )
+        return self._run(flow, [])
+
+    def latest(self, key: KX, count: int) -> list[tuple[str, M]]:
+        """The last ``count`` entries, oldest first (e.g. a chat's recent history)."""
+        flow = repo_flows.stream_latest(self._key(key), self._codec, positive(count, "count") or 1)
         return self._run(flow, [])
 
     def read_after(
@@ -275,6 +280,11 @@ class StreamRepository(_StreamBase[KX, M], AsyncShell):
         flow = repo_flows.stream_range(
             self._key(key), self._codec, start, end, positive(count, "count")
         )
+        return await self._run(flow, [])
+
+    async def latest(self, key: KX, count: int) -> list[tuple[str, M]]:
+        """The last ``count`` entries, oldest first (e.g. a chat's recent history)."""
+        flow = repo_flows.stream_latest(self._key(key), self._codec, positive(count, "count") or 1)
         return await self._run(flow, [])
 
     async def read_after(

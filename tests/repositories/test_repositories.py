@@ -386,6 +386,19 @@ class TestStream:
         assert events.length(key) == 2
         assert ttl_near(raw, "events:t", 60)
 
+    def test_latest(self, events: Any) -> None:
+        """The last entries come oldest first; count may exceed the length; bad counts fail."""
+        key = EventsKey(topic="t")
+        assert events.latest(key, 3) == []
+        ids = [events.append(key, Message(text="m", n=n)) for n in range(5)]
+        assert events.latest(key, 2) == [
+            (ids[3], Message(text="m", n=3)),
+            (ids[4], Message(text="m", n=4)),
+        ]
+        assert [m.n for _, m in events.latest(key, 50)] == [0, 1, 2, 3, 4]
+        with pytest.raises(InvalidInputError, match="count"):
+            events.latest(key, 0)
+
     def test_exact_cap(self, events: Any) -> None:
         """With approximate=False the stream keeps exactly max_length entries."""
         key = EventsKey(topic="t")
