@@ -10,10 +10,11 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: help demo test test-oldest lint typecheck pytest bench redis-server clean
+.PHONY: help demo serve test test-oldest lint typecheck pytest bench redis-server clean
 
 help:
 	@echo "make demo         run the demo (embedded backend unless REDIS_URL is set)"
+	@echo "make serve        run the example FastAPI app on http://127.0.0.1:8000"
 	@echo "make test         lint, type-check and run the tests (fakeredis and a real redis-server)"
 	@echo "make test-oldest  run the tests on the oldest supported redis-py ($(REDIS_PY_OLDEST))"
 	@echo "make bench        run the benchmarks against a throwaway redis-server"
@@ -37,6 +38,10 @@ redis-server:
 
 demo: $(STAMP)
 	$(PY) -m arketic_cache demo
+
+# The example application (examples/app.py): embedded backend unless REDIS_URL is set.
+serve: $(STAMP)
+	$(PY) -m uvicorn examples.app:app --host 127.0.0.1 --port 8000
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -33,6 +33,7 @@ from ._dependencies import (
     get_session_manager,
     provide,
 )
+from ._events import event_stream, relay_websocket, sse_event
 from ._health_routes import HealthJSONResponse, health_router
 from ._lifespan import Lifespan, redis_lifespan
 from ._ratelimits import (
@@ -79,6 +80,7 @@ __all__ = [
     "backend_error_handler",
     "client_ip",
     "current_session",
+    "event_stream",
     "get_cache",
     "get_pubsub",
     "get_rate_limiter",
@@ -94,4 +96,6 @@ __all__ = [
     "rate_limit_exceeded_handler",
     "rate_limits_enabled",
     "redis_lifespan",
+    "relay_websocket",
+    "sse_event",
 ]

@@ -1,0 +1,1 @@
+"""Example applications built on arketic_cache (``make serve`` runs ``examples.app``)."""
