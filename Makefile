@@ -1,5 +1,6 @@
 # `make demo` and `make test` do every set-up step themselves: the virtualenv, the package with
-# its dev dependencies and, where missing and possible, Debian's redis-server for the tests.
+# its dev dependencies and, where missing and possible, Debian's redis-server and chromium for
+# the tests.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -10,7 +11,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: help demo serve test test-oldest lint typecheck pytest bench redis-server clean
+.PHONY: help demo serve test test-oldest lint typecheck pytest bench redis-server chromium clean
 
 help:
 	@echo "make demo         run the demo (embedded backend unless REDIS_URL is set)"
@@ -36,6 +37,15 @@ redis-server:
 			apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
 	else echo "redis-server is missing and cannot be installed here: real-server tests will be skipped"; fi
 
+# Debian's Chromium for the browser test of the example's chat page, installed the same way.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium from Debian's packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	else echo "chromium is missing and cannot be installed here: the browser test will be skipped"; fi
+
 demo: $(STAMP)
 	$(PY) -m arketic_cache demo
 
@@ -50,7 +60,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-pytest: $(STAMP) redis-server
+pytest: $(STAMP) redis-server chromium
 	$(PY) -m pytest
 
 test: lint typecheck pytest
@@ -67,7 +77,7 @@ $(OLDEST)/.installed: pyproject.toml
 	@touch $@
 
 # The suite on the oldest supported redis-py; it first shows (and checks) the version it runs on.
-test-oldest: $(OLDEST)/.installed redis-server
+test-oldest: $(OLDEST)/.installed redis-server chromium
 	$(OLDEST)/bin/python -c 'import redis, sys; print("redis-py", redis.__version__); \
 		sys.exit(redis.__version__ != "$(REDIS_PY_OLDEST)")'
 	$(OLDEST)/bin/python -m pytest
