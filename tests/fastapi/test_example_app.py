@@ -190,3 +190,35 @@ def health_once_reused_reports_expire(app: AppServer, status: int) -> httpx.Resp
             assert reply.status_code == status
             return reply
         time.sleep(0.1)  # the report's reuse window, documented
+
+
+@pytest.mark.redis
+def test_an_open_event_stream_survives_a_redis_restart(fresh_server: RedisServer) -> None:
+    """An SSE client connected before Redis was killed stays connected (idle comments) and
+    receives what is posted after the restart, on the same connection."""
+    with AppServer(fresh_server.url) as app:
+        cookies = login(app, "grace")
+        post_url = f"{app.url}/chat/outage/messages"
+        with httpx.stream("GET", f"{app.url}/chat/outage/events", timeout=30) as stream:
+            lines = stream.iter_lines()
+            assert next(lines) == "retry: 2000"
+            fresh_server.kill()
+            failed = httpx.post(post_url, json={"text": "lost"}, headers=header(cookies))
+            assert failed.status_code == 503  # not taken, so never shown
+            fresh_server.start(fresh_server.port)
+            cookies = login_when_up(app, "grace")
+            posted = httpx.post(post_url, json={"text": "back"}, headers=header(cookies))
+            assert posted.status_code == 200
+            entry, message = read_event(lines)
+    assert (entry, message["text"]) == (posted.json()["id"], "back")
+
+
+def login_when_up(app: AppServer, user: str) -> dict[str, str]:
+    """Log in again (the restarted server lost the sessions), as a client retries a 503."""
+    deadline = time.monotonic() + 10
+    while True:
+        reply = httpx.post(f"{app.url}/login", json={"username": user, "password": "arketic"})
+        if reply.status_code == 200 or time.monotonic() > deadline:
+            assert reply.status_code == 200, reply.text
+            return session_cookie(reply)
+        time.sleep(0.1)  # a client's retry delay after a 503, not a race fix
