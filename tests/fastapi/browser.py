@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -48,21 +50,28 @@ class Browser:
     """One page of a fresh headless Chromium profile."""
 
     def __init__(self) -> None:
-        self._profile = tempfile.TemporaryDirectory(prefix="arketic-chromium-")
+        self._profile = tempfile.TemporaryDirectory(
+            prefix="arketic-chromium-", ignore_cleanup_errors=True
+        )
         profile = Path(self._profile.name)
         self.process = subprocess.Popen(
             [chromium_binary(), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its helper processes in a group of their own
         )
-        port = self._devtools_port(profile / "DevToolsActivePort")
-        pages = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
-        page = next(target for target in pages if target["type"] == "page")
         self._stack = contextlib.ExitStack()
-        socket = connect(page["webSocketDebuggerUrl"], max_size=None)
-        self._socket: ClientConnection = self._stack.enter_context(socket)
-        self._ids = 0
-        self.call("Page.enable")
+        try:
+            port = self._devtools_port(profile / "DevToolsActivePort")
+            pages = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
+            page = next(target for target in pages if target["type"] == "page")
+            socket = connect(page["webSocketDebuggerUrl"], max_size=None)
+            self._socket: ClientConnection = self._stack.enter_context(socket)
+            self._ids = 0
+            self.call("Page.enable")
+        except BaseException:
+            self.close()  # never leave a browser behind
+            raise
 
     def _devtools_port(self, announced: Path) -> int:
         deadline = time.monotonic() + 30
@@ -111,13 +120,15 @@ class Browser:
         return path
 
     def close(self) -> None:
+        """Stop Chromium and every helper it started, then remove the profile."""
         self._stack.close()
-        self.process.terminate()
-        try:
+        group = os.getpgid(self.process.pid)
+        os.killpg(group, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        with contextlib.suppress(ProcessLookupError):  # helpers still writing the profile
+            os.killpg(group, signal.SIGKILL)
+        self.process.wait()
         self._profile.cleanup()
 
     def __enter__(self) -> Browser:
