@@ -107,8 +107,7 @@ class StreamRelay(Generic[K, M]):
             SerializationError: ``message`` is not the model, or is too large.
         """
         entry = await self._stream.append(key, message, max_length=self.max_length)
-        if entry is None:  # pragma: no cover - the strict repository raises instead
-            raise BackendError("the message was not stored")
+        assert entry is not None  # strict: a failure raised
         await self._pubsub.publish(self.channel(key), message)  # lost: followers re-read
         return entry
 

@@ -60,4 +60,9 @@ class AppServer:
 def session_cookie(reply: httpx.Response) -> dict[str, str]:
     """The cookies a login set, to send back by hand: httpx sends ``Secure`` cookies over
     https only, as a browser does off localhost."""
-    return {name: value for name, value in reply.cookies.items()}
+    return dict(reply.cookies.items())
+
+
+def header(cookies: dict[str, str]) -> dict[str, str]:
+    """The ``Cookie`` header sending ``cookies`` back."""
+    return {"cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}

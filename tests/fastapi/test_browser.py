@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from .app_server import AppServer, session_cookie
+from .app_server import AppServer, header, session_cookie
 from .browser import Browser
 
 #: Where the run leaves the screenshot (the repository's build/, ignored by git).
@@ -39,9 +39,10 @@ def test_a_posted_message_appears_on_the_live_page() -> None:
             "[...document.forms].filter((form) => form.offsetParent !== null).map((f) => f.id)"
         )
         login = httpx.post(f"{app.url}/login", json={"username": "ada", "password": "arketic"})
-        cookie = "; ".join(f"{k}={v}" for k, v in session_cookie(login).items())
         posted = httpx.post(
-            f"{app.url}/chat/general/messages", json={"text": text}, headers={"cookie": cookie}
+            f"{app.url}/chat/general/messages",
+            json={"text": text},
+            headers=header(session_cookie(login)),
         )
         assert posted.status_code == 200
         shown = browser.evaluate(SHOWN % json.dumps(text))

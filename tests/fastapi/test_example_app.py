@@ -14,7 +14,7 @@ from websockets.sync.client import connect
 
 from arketic_cache.testing import RedisServer
 
-from .app_server import AppServer, session_cookie
+from .app_server import AppServer, header, session_cookie
 
 
 @pytest.fixture(scope="module", params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -33,10 +33,6 @@ def login(app: AppServer, user: str) -> dict[str, str]:
     assert "HttpOnly" in reply.headers["set-cookie"]
     assert "Secure" in reply.headers["set-cookie"]
     return session_cookie(reply)
-
-
-def header(cookies: dict[str, str]) -> dict[str, str]:
-    return {"cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
 
 
 def test_login_me_logout(app: AppServer) -> None:
