@@ -76,7 +76,6 @@ __all__ = [
     "SessionCookiesDep",
     "SessionDep",
     "SessionManagerDep",
-    "annotations",
     "backend_error_handler",
     "client_ip",
     "current_session",

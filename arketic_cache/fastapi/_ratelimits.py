@@ -24,7 +24,7 @@ from .._exceptions import ConfigurationError, RateLimitExceeded
 from .._keys import RateLimitKey, stable_hash
 from .._ratelimit import RedisRateLimiter
 from .._ttl import TTL
-from ._dependencies import get_rate_limiter
+from ._dependencies import get_rate_limiter, global_rate_limiter
 
 __all__ = [
     "RateLimit",
@@ -62,7 +62,7 @@ class RateLimitApiKeyKey(RateLimitKey):
     endpoint: str
 
 
-def rate_limits_enabled() -> bool:
+async def rate_limits_enabled() -> bool:
     """Whether limits apply: override it (``app.dependency_overrides[rate_limits_enabled] =
     lambda: False``) to turn every ``rate_limit`` dependency off in tests."""
     return True
@@ -260,7 +260,7 @@ class RateLimitMiddleware:
             key: RateLimitKey = RateLimitApiGlobalKey(endpoint=self.name)
         else:
             key = RateLimitIpKey(ip_address=client_ip(connection, self.trusted_proxies))
-        decision = await (self.limiter or get_rate_limiter()).check(key, *self.limits)
+        decision = await (self.limiter or global_rate_limiter()).check(key, *self.limits)
         headers = rate_limit_headers(decision)
         if not decision.allowed:
             await _deny(scope, send, str(RateLimitExceeded(decision)), headers)

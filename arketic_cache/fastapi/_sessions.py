@@ -78,15 +78,23 @@ _lock = threading.Lock()
 _store: RedisSessionManager | None = None
 
 
-def get_session_cookie(connection: HTTPConnection) -> SessionCookie:
+async def get_session_cookie(connection: HTTPConnection) -> SessionCookie:
     """The app's cookie settings (``install(app, session_cookie=...)``), or the defaults."""
+    return _cookie_settings(connection)
+
+
+def _cookie_settings(connection: HTTPConnection) -> SessionCookie:
     found = getattr(connection.app.state, "arketic_session_cookie", None)
     return found if isinstance(found, SessionCookie) else DEFAULT_COOKIE
 
 
-def get_session_store() -> RedisSessionManager:
+async def get_session_store() -> RedisSessionManager:
     """The session manager behind the cookies: the spec's, but strict, so a Redis failure is
     told apart from an unknown session (503, not 401). Override it to use your own."""
+    return _strict_store()
+
+
+def _strict_store() -> RedisSessionManager:
     global _store
     if _store is None:
         with _lock:
@@ -138,11 +146,11 @@ async def current_session(
 
 async def session_user_id(connection: HTTPConnection) -> str | None:
     """The user id of the request's session, or None (no session, or Redis failed)."""
-    session_id = connection.cookies.get(get_session_cookie(connection).name)
+    session_id = connection.cookies.get(_cookie_settings(connection).name)
     if not session_id:
         return None
     try:
-        data = await get_session_store().get_session_data(session_id)
+        data = await _strict_store().get_session_data(session_id)
     except BackendError:
         return None
     return None if data is None else data.user_id
