@@ -139,6 +139,9 @@ class CachedState:
         self.lease_ms = 1000 * (lock_ttl or TTL.TEMPORARY_LOCK.seconds)
         self.lease_waits = 0
         self.swr = stale_while_revalidate
+        # The remaining TTL of an L2 hit sets the L1 lifetime, staleness and early refresh;
+        # with none of them a hit is fresh while Redis keeps it, and PTTL is not asked.
+        self.wants_ttl = bool(l1 or stale_while_revalidate or early_refresh)
         self.refreshing: set[str] = set()
         self.background: set[Any] = set()  # running refreshes (threads or tasks)
         self._refreshing_lock = threading.Lock()
@@ -286,7 +289,9 @@ class CachedState:
 
     def _read(self, call: Call, conn: _connection.RedisConnection) -> Plan:
         """Read L2: ``("hit", value)``, ``("miss", None)`` or ``("failed", None)``."""
-        entry = yield Run(conn, load_entry(call.l2_key, self.codec, self.stats), FAILED)
+        entry = yield Run(
+            conn, load_entry(call.l2_key, self.codec, self.stats, self.wants_ttl), FAILED
+        )
         if entry is FAILED:
             self.stats.errors += 1
             return "failed", None

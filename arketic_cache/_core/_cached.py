@@ -4,7 +4,8 @@ An L2 entry is a JSON envelope ``{"v": value, "d": compute_seconds}``: the value
 through the function's return annotation and how long it took to compute (for probabilistic
 early refresh, XFetch). Its age is never judged by a timestamp written by another host: every
 read also asks Redis for the key's remaining TTL (``PTTL``, in the same round trip), and
-freshness, staleness and the L1 lifetime are all derived from that.
+freshness, staleness and the L1 lifetime are all derived from that (a function with none of
+them, L2 only, reads the value alone).
 
 Decisions that depend on the clock or on chance take ``now``/``draw`` as arguments.
 """
@@ -276,12 +277,17 @@ def parse_invalidation(message: str) -> tuple[str, str] | None:
     return (origin, key) if isinstance(origin, str) and isinstance(key, str) else None
 
 
-def load_entry(key: str, codec: EnvelopeCodec, stats: CacheStats) -> Flow[Entry | None]:
-    """Read an entry and its remaining TTL in one round trip; an undecodable one is dropped
-    (if unchanged) and is a miss, as is a key of another type (the next write replaces it)."""
-    raw, pttl = yield Batch(
-        (Command(("GET", key), errors_as_reply=True), Command(("PTTL", key), errors_as_reply=True))
-    )
+def load_entry(
+    key: str, codec: EnvelopeCodec, stats: CacheStats, with_ttl: bool = True
+) -> Flow[Entry | None]:
+    """Read an entry and (``with_ttl``) its remaining TTL in one round trip; an undecodable
+    one is dropped (if unchanged) and is a miss, as is a key of another type (the next write
+    replaces it). Without the TTL the entry's ``remaining`` is inf: fresh while it exists."""
+    read = Command(("GET", key), errors_as_reply=True)
+    if with_ttl:
+        raw, pttl = yield Batch((read, Command(("PTTL", key), errors_as_reply=True)))
+    else:
+        raw, pttl = (yield read), -1
     if isinstance(raw, BackendError):
         stats.decode_errors += 1  # e.g. WRONGTYPE
         return None

@@ -220,20 +220,29 @@ class TestLoadPlan:
         else:
             assert finish(plan, entry) == 2
 
-    def test_without_l1_the_flight_reads_l2_again(self) -> None:
+    def test_without_l1_the_flight_reads_l2_again_without_its_ttl(self) -> None:
+        """Nothing uses the remaining TTL without L1, staleness or early refresh: GET alone."""
         rig = Rig(l1=False)
         plan = rig.state.load((1,), {})
         next(plan)
         join = plan.send(None)
         assert type(join) is Join
         reread = next(join.plan)
-        assert rig.run(reread) == Batch(
+        assert rig.run(reread) == Command(("GET", rig.key), errors_as_reply=True)
+        assert finish(join.plan, Entry(9, 0.0, 30.0)) == 9, "another flight stored it"
+
+    @pytest.mark.parametrize("option", [{"early_refresh": 1.0}, {"stale_while_revalidate": 5}])
+    def test_without_l1_the_ttl_is_read_when_freshness_needs_it(
+        self, option: dict[str, float]
+    ) -> None:
+        rig = Rig(l1=False, **option)
+        read = rig.run(next(rig.state.load((1,), {})))
+        assert read == Batch(
             (
                 Command(("GET", rig.key), errors_as_reply=True),
                 Command(("PTTL", rig.key), errors_as_reply=True),
             )
         )
-        assert finish(join.plan, Entry(9, 0.0, 30.0)) == 9, "another flight stored it"
 
     @staticmethod
     def miss_plan(rig: Rig) -> Generator[Any, Any, Any]:
