@@ -11,7 +11,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
 
-.PHONY: help demo serve test test-oldest lint typecheck pytest bench redis-server chromium clean
+.PHONY: help demo serve test test-oldest lint typecheck pytest bench redis-server chromium wrk clean
 
 help:
 	@echo "make demo         run the demo (embedded backend unless REDIS_URL is set)"
@@ -27,24 +27,25 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# Installs Debian's redis-server when it is missing and we may (root with apt-get). The tests
-# start their own server on a free port; RUNLEVEL=1 keeps the package from starting a daemon.
-redis-server:
-	@if command -v redis-server >/dev/null 2>&1; then :; \
+# $(call debian,COMMAND,WHAT IS SKIPPED WITHOUT IT[,ENVIRONMENT]): install Debian's package
+# COMMAND when it is missing and we may (root with apt-get), else say what will be skipped.
+define debian
+	@if command -v $(1) >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing redis-server from Debian's packages"; \
-		apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
-	else echo "redis-server is missing and cannot be installed here: real-server tests will be skipped"; fi
+		echo "installing $(1) from Debian's packages"; \
+		apt-get update -qq && $(3) DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $(1) >/dev/null; \
+	else echo "$(1) is missing and cannot be installed here: $(2)"; fi
+endef
 
-# Debian's Chromium for the browser test of the example's chat page, installed the same way.
+# The tests start their own server on a free port; RUNLEVEL=1 keeps the package from starting
+# a daemon.
+redis-server:
+	$(call debian,redis-server,real-server tests will be skipped,RUNLEVEL=1)
+
+# Chromium for the browser test of the example's chat page.
 chromium:
-	@if command -v chromium >/dev/null 2>&1; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing chromium from Debian's packages"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
-	else echo "chromium is missing and cannot be installed here: the browser test will be skipped"; fi
+	$(call debian,chromium,the browser test will be skipped)
 
 demo: $(STAMP)
 	$(PY) -m arketic_cache demo
@@ -82,13 +83,17 @@ test-oldest: $(OLDEST)/.installed redis-server chromium
 		sys.exit(redis.__version__ != "$(REDIS_PY_OLDEST)")'
 	$(OLDEST)/bin/python -m pytest
 
-# The peer libraries (cashews, aiocache, dogpile.cache) are installed only for the benchmarks.
+# The peer libraries (cashews, aiocache, dogpile.cache, ...) are installed only for the benchmarks.
 $(VENV)/.bench-installed: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	@touch $@
 
+# wrk, the load generator of the HTTP rows.
+wrk:
+	$(call debian,wrk,the HTTP rows will be skipped)
+
 # BENCH_ARGS passes options on, e.g. `make bench BENCH_ARGS="--only cached"`.
-bench: $(VENV)/.bench-installed redis-server
+bench: $(VENV)/.bench-installed redis-server wrk
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:

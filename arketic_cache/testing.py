@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["RedisServer", "find_redis_server", "free_port"]
+__all__ = ["RedisServer", "find_redis_server", "free_port", "terminate"]
 
 _READY = "Ready to accept connections"
 
@@ -32,6 +32,18 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def terminate(process: subprocess.Popen[str], grace: float = 10.0) -> None:
+    """Stop a child process that may still run: SIGTERM, then SIGKILL after ``grace`` s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.communicate(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
 
 
 class RedisServer:

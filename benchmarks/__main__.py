@@ -25,6 +25,7 @@ from arketic_cache.testing import RedisServer, find_redis_server
 from .cache_bench import Sizes, cache_benchmarks, one_kb_value
 from .cached_bench import cached_benchmarks
 from .health_bench import health_benchmarks
+from .http_bench import http_benchmarks, http_summary
 from .messaging_bench import messaging_benchmarks, messaging_summary
 from .observability_bench import observability_benchmarks
 from .peers import peer_contenders
@@ -44,6 +45,8 @@ QUICK = (
     3,
     Sizes(get_calls=100, many_calls=3, breaker_calls=2_000, repository_calls=100, l1_calls=1_000),
 )
+#: Rounds of the HTTP rows (a batch is a 1 s wrk run), full and quick; timed after the others.
+HTTP_ROUNDS = (9, 2)
 
 
 #: The benchmark groups, in the order they run.
@@ -56,6 +59,7 @@ GROUPS = (
     "health",
     "observability",
     "messaging",
+    "http",
 )
 
 
@@ -86,7 +90,7 @@ def _server_version(url: str) -> str:
 
 
 async def _run(
-    server: RedisServer, rounds: int, sizes: Sizes, groups: set[str]
+    server: RedisServer, rounds: int, http_rounds: int, sizes: Sizes, groups: set[str]
 ) -> tuple[list[Outcome], dict[str, Any], list[str]]:
     async with AsyncExitStack() as stack:
         benchmarks: list[Benchmark] = []
@@ -125,10 +129,15 @@ async def _run(
             benchmarks += messaging_rows
             notes += messaging_notes
         started = time.perf_counter()
-        outcomes = await measure(benchmarks, rounds)
-        elapsed = time.perf_counter() - started
+        outcomes = await measure(benchmarks, rounds) if benchmarks else []
         if "messaging" in groups:
             notes += messaging_summary(outcomes)  # single-message p99 and messages/s
+        if "http" in groups:
+            http_rows, http_notes, batches = await http_benchmarks(server, stack)
+            http_outcomes = await measure(http_rows, http_rounds) if http_rows else []
+            outcomes += http_outcomes
+            notes += http_notes + http_summary(http_outcomes, batches)
+        elapsed = time.perf_counter() - started
     meta = {
         "rounds": rounds,
         "calls per batch": f"get {sizes.get_calls}, get_many {sizes.many_calls}, "
@@ -138,6 +147,7 @@ async def _run(
         f"health check {sizes.health_calls}, pub/sub single messages {sizes.pubsub_calls}, "
         f"pub/sub burst {sizes.pubsub_burst} messages, consumer group {sizes.group_entries} "
         f"entries read {sizes.group_chunk} at a time",
+        "HTTP rounds": http_rounds,
         "timed": f"{elapsed:.1f} s",
         "python": platform.python_version(),
         "redis-py": version("redis"),
@@ -156,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         "ignore", message=r".* blocks the running event loop", category=RuntimeWarning
     )
     rounds, sizes = QUICK if args.quick else FULL
-    rounds = args.rounds or rounds
+    http_rounds = HTTP_ROUNDS[1] if args.quick else HTTP_ROUNDS[0]
+    rounds, http_rounds = args.rounds or rounds, args.rounds or http_rounds
     executable = find_redis_server()
     if executable is None:
         print("redis-server is not installed; `make bench` installs it as root", file=sys.stderr)
@@ -164,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     with RedisServer(executable) as server:
         server.start()
         groups = set(args.only or GROUPS)
-        outcomes, meta, notes = asyncio.run(_run(server, rounds, sizes, groups))
+        outcomes, meta, notes = asyncio.run(_run(server, rounds, http_rounds, sizes, groups))
     print(markdown(outcomes, meta, notes))
     if args.json is not None:
         write_json(args.json, outcomes, meta, notes)
