@@ -5,16 +5,24 @@ and on a real redis-server: sessions, the 429 sequence, the cached answer, the c
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from arketic_cache.testing import RedisServer
 
-from .app_server import AppServer, header, session_cookie
+from .app_server import (
+    AppServer,
+    header,
+    health_once_reused_reports_expire,
+    login,
+    login_when_up,
+    read_event,
+    session_cookie,
+)
 
 
 @pytest.fixture(scope="module", params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -25,14 +33,6 @@ def app(request: pytest.FixtureRequest) -> Iterator[AppServer]:
         url = request.getfixturevalue("redis_server").url
     with AppServer(url) as server:
         yield server
-
-
-def login(app: AppServer, user: str) -> dict[str, str]:
-    reply = httpx.post(f"{app.url}/login", json={"username": user, "password": "arketic"})
-    assert reply.status_code == 200, reply.text
-    assert "HttpOnly" in reply.headers["set-cookie"]
-    assert "Secure" in reply.headers["set-cookie"]
-    return session_cookie(reply)
 
 
 def test_login_me_logout(app: AppServer) -> None:
@@ -99,20 +99,6 @@ def test_the_ai_answer_is_computed_once_per_question(app: AppServer) -> None:
     assert httpx.get(f"{app.url}/ai/answer", params={"q": ""}).status_code == 422
 
 
-def read_event(lines: Iterator[str]) -> tuple[str, dict[str, object]]:
-    """The next event with data: its id and its JSON."""
-    fields: dict[str, str] = {}
-    for line in lines:
-        if not line:
-            if "data" in fields:
-                return fields["id"], json.loads(fields["data"])
-            fields = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(": ")
-            fields[name] = value
-    raise AssertionError("the stream ended")
-
-
 def test_the_event_stream_delivers_and_resumes_from_last_event_id(app: AppServer) -> None:
     cookies = login(app, "grace")
     post_url, events_url = f"{app.url}/chat/sse/messages", f"{app.url}/chat/sse/events"
@@ -157,6 +143,29 @@ def test_the_websocket_relays_posted_messages(app: AppServer) -> None:
     assert received["message"]["text"] == "live"
 
 
+@pytest.mark.parametrize("backend", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def test_websocket_connections_are_limited_at_connect_time(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """30 connects a minute per client, counted before the socket is accepted: the 31st
+    handshake is refused (uvicorn answers a close before accept with HTTP 403)."""
+    if backend == "memory":
+        url = "memory://example-ws-limit"
+    else:
+        url = request.getfixturevalue("fresh_server").url
+    with AppServer(url) as app:
+        ws_url = f"ws://127.0.0.1:{app.port}/chat/limit/ws"
+        for _ in range(30):
+            with connect(ws_url, open_timeout=10):
+                pass
+        with pytest.raises(InvalidStatus) as refused:
+            connect(ws_url, open_timeout=10)
+        assert refused.value.response.status_code == 403
+        sse = httpx.get(f"{app.url}/chat/limit/events", timeout=10)  # the same budget
+        assert sse.status_code == 429
+        assert sse.headers["RateLimit-Policy"].startswith('"30/60s"')
+
+
 @pytest.mark.redis
 def test_health_follows_a_redis_outage(fresh_server: RedisServer) -> None:
     """200 while Redis answers, 503 with it killed (liveness and the page still served, the
@@ -174,18 +183,6 @@ def test_health_follows_a_redis_outage(fresh_server: RedisServer) -> None:
         assert httpx.get(f"{app.url}/ai/answer", params={"q": "down"}, timeout=10).is_success
         fresh_server.start(fresh_server.port)
         assert health_once_reused_reports_expire(app, 200).json()["status"] == "pass"
-
-
-def health_once_reused_reports_expire(app: AppServer, status: int) -> httpx.Response:
-    """/health once it answers ``status``: the app reuses a report for 1 s (so probes cannot
-    storm Redis), so the answer changes within that, never later."""
-    deadline = time.monotonic() + 5
-    while True:
-        reply = httpx.get(f"{app.url}/health", timeout=10)
-        if reply.status_code == status or time.monotonic() > deadline:
-            assert reply.status_code == status
-            return reply
-        time.sleep(0.1)  # the report's reuse window, documented
 
 
 @pytest.mark.redis
@@ -207,14 +204,3 @@ def test_an_open_event_stream_survives_a_redis_restart(fresh_server: RedisServer
             assert posted.status_code == 200
             entry, message = read_event(lines)
     assert (entry, message["text"]) == (posted.json()["id"], "back")
-
-
-def login_when_up(app: AppServer, user: str) -> dict[str, str]:
-    """Log in again (the restarted server lost the sessions), as a client retries a 503."""
-    deadline = time.monotonic() + 10
-    while True:
-        reply = httpx.post(f"{app.url}/login", json={"username": user, "password": "arketic"})
-        if reply.status_code == 200 or time.monotonic() > deadline:
-            assert reply.status_code == 200, reply.text
-            return session_cookie(reply)
-        time.sleep(0.1)  # a client's retry delay after a 503, not a race fix
