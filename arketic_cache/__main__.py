@@ -1,10 +1,10 @@
-"""``python -m arketic_cache demo``: the library at work on REDIS_URL or the embedded backend."""
+"""``python -m arketic_cache``: the command line (``arketic-cache``): ``demo``, ``health``..."""
 
 from __future__ import annotations
 
 import sys
 
-from ._demo import main
+from ._cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

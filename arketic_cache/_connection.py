@@ -130,6 +130,19 @@ def _client_options(settings: RedisSettings, flavour: Literal["sync", "async"]) 
     return options
 
 
+def bytes_client(settings: RedisSettings) -> redis.Redis:
+    """A new blocking redis-py client of ``settings`` returning bytes over RESP2 (binary-safe
+    replies of a fixed shape, for the operator's tools); the caller closes it."""
+    options = _client_options(settings, "sync")
+    options.update(decode_responses=False, protocol=2)
+    del options["encoding_errors"]
+    if settings.scheme == "memory":
+        import fakeredis
+
+        return fakeredis.FakeRedis(server=_memory_server(settings.url), **options)
+    return redis.Redis(connection_pool=redis.ConnectionPool.from_url(settings.url, **options))
+
+
 class RedisConnection:
     """One Redis endpoint: lazily built sync and async clients sharing one breaker.
 

@@ -6,6 +6,7 @@
     ├── ConfigurationError(ValueError) bad settings, URL or constructor argument
     │   └── KeySchemaError             a key schema class is ill-defined (raised at class creation)
     ├── InvalidInputError(ValueError)  bad call argument: key, TTL, amount, pattern
+    │   └── ExportFormatError          an export file is corrupt, cut short or too new (its line)
     ├── SerializationError(ValueError) a value cannot be stored as JSON, or is too large
     ├── NotInitializedError            a global instance was used before init_redis()
     ├── RateLimitExceeded              a @rate_limited call was denied; carries the Decision
@@ -37,6 +38,7 @@ __all__ = [
     "BackendUnavailable",
     "CircuitOpen",
     "ConfigurationError",
+    "ExportFormatError",
     "InvalidInputError",
     "KeySchemaError",
     "NotInitializedError",
@@ -62,6 +64,14 @@ class KeySchemaError(ConfigurationError):
 
 class InvalidInputError(ArketicCacheError, ValueError):
     """A call argument is invalid (key, TTL, amount, pattern): fix the call."""
+
+
+class ExportFormatError(InvalidInputError):
+    """An export file does not fit the format: ``line`` is the 1-based line at fault."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line = line
 
 
 class SerializationError(ArketicCacheError, ValueError):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 
 from .._cache import RedisCache
 from .._connection import close_redis, current_connection, init_redis
@@ -86,11 +85,8 @@ async def _demo() -> None:
     flush_logs()
 
 
-def main(argv: list[str]) -> int:
-    """Run the demo named in ``argv`` (only ``demo`` for now)."""
-    if argv != ["demo"]:
-        print("usage: python -m arketic_cache demo", file=sys.stderr)
-        return 2
+def main() -> int:
+    """Run the demo (``arketic-cache demo``)."""
     with narrating_logs():
         asyncio.run(_demo())
     return 0

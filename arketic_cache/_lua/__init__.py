@@ -13,6 +13,7 @@ __all__ = [
     "RATE_LOG",
     "RATE_REFUND",
     "RELEASE_LEASE",
+    "RESTORE_KEY",
     "SESSION",
     "STORE_AND_ANNOUNCE",
     "STREAM_CLAIM",
@@ -44,6 +45,7 @@ RATE_LIMIT = load("rate_limit")
 RATE_LOG = load("rate_log")
 RATE_REFUND = load("rate_refund")
 RELEASE_LEASE = load("release_lease")
+RESTORE_KEY = load("restore_key")
 SESSION = load("session")
 STORE_AND_ANNOUNCE = load("store_and_announce")
 STREAM_CLAIM = load("stream_claim")
