@@ -34,6 +34,7 @@ from .report import markdown, write_json
 from .repository_bench import repository_benchmarks
 from .session_bench import session_benchmarks
 from .timing import Benchmark, Outcome, measure
+from .transfer_bench import transfer_notes
 
 # Short batches, many rounds: the paired batches of a round run milliseconds apart, so a burst
 # of noise on this small shared machine hits the floor and its contenders alike.
@@ -60,6 +61,7 @@ GROUPS = (
     "observability",
     "messaging",
     "http",
+    "transfer",
 )
 
 
@@ -137,6 +139,8 @@ async def _run(
             http_outcomes = await measure(http_rows, http_rounds) if http_rows else []
             outcomes += http_outcomes
             notes += http_notes + http_summary(http_outcomes, batches)
+        if "transfer" in groups:
+            notes += transfer_notes(server)  # processes of their own, not interleaved
         elapsed = time.perf_counter() - started
     meta = {
         "rounds": rounds,
