@@ -21,9 +21,8 @@ from .._core._export import (
     encode_value,
     end_line,
     header_line,
-    parse_end,
     parse_header,
-    parse_record,
+    parse_line,
     record_line,
     restore_arguments,
 )
@@ -198,24 +197,23 @@ def _records(path: Path, partial: bool, tally: _Tally) -> tuple[Header, Iterator
         count, last = 0, 1
         for number, line in lines:
             last = number
-            ended = parse_end(line, number)
-            if ended is not None:
-                if ended != count + len(tally.invalid):
-                    raise ExportFormatError(
-                        f"the end record counts {ended} keys, not {count}", number
-                    )
-                if next(lines, None) is not None:
-                    raise ExportFormatError("lines after the end record", number + 1)
-                return
             try:
-                record = parse_record(line, number, header.dump)
+                parsed = parse_line(line, number, header.dump)
             except ExportFormatError as exc:
                 if not partial:
                     raise
                 tally.invalid.append(str(exc))
                 continue
+            if isinstance(parsed, int):
+                if parsed != count + len(tally.invalid):
+                    raise ExportFormatError(
+                        f"the end record counts {parsed} keys, not {count}", number
+                    )
+                if next(lines, None) is not None:
+                    raise ExportFormatError("lines after the end record", number + 1)
+                return
             count += 1
-            yield record
+            yield parsed
         raise ExportFormatError("no end record: the file is truncated", last + 1)
 
     return header, records()

@@ -43,6 +43,7 @@ __all__ = [
     "header_line",
     "parse_end",
     "parse_header",
+    "parse_line",
     "parse_record",
     "record_line",
     "restore_arguments",
@@ -198,7 +199,21 @@ def parse_end(line: str, number: int) -> int | None:
     Raises:
         ExportFormatError: not JSON.
     """
+    return _end_of(_load(line, number), number)
+
+
+def parse_line(line: str, number: int, dump: bool) -> Record | int:
+    """A record, or the key count of the end record (each line is decoded once).
+
+    Raises:
+        ExportFormatError: anything that does not fit, naming line ``number``.
+    """
     document = _load(line, number)
+    ended = _end_of(document, number)
+    return _record_of(document, number, dump) if ended is None else ended
+
+
+def _end_of(document: dict[str, Any], number: int) -> int | None:
     if document.get("end") is not True:
         return None
     count = document.get("keys")
@@ -285,7 +300,10 @@ def parse_record(line: str, number: int, dump: bool) -> Record:
     Raises:
         ExportFormatError: anything that does not fit, naming line ``number``.
     """
-    document = _load(line, number)
+    return _record_of(_load(line, number), number, dump)
+
+
+def _record_of(document: dict[str, Any], number: int, dump: bool) -> Record:
     kind, expire = document.get("type"), document.get("expire_at_ms")
     try:
         key = decode_bytes(document.get("key"), "the key")

@@ -263,13 +263,18 @@ def test_flush_counts_asks_and_refuses_everything(
 
 def test_health_and_info(backend_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, report = run_json(capsys, "health", "--url", backend_url)
-    assert code == 0
-    assert report["level"] == "ok"
+    # The hit rate is this process' (other tests' misses may make it a warning); no check of
+    # the server itself warns (unknown: what memory:// cannot tell), and the exit code
+    # follows the level.
+    server = {name: c["level"] for name, c in report["checks"].items() if name != "hit_rate"}
+    assert set(server.values()) <= {"ok", "unknown"}, server
+    assert server["connection"] == "ok"
+    assert code == {"ok": 0, "warning": 1}[report["level"]]
     code, info = run_json(capsys, "info", "--url", backend_url)
     assert code == 0
     assert info["backend"] == ("memory" if backend_url.startswith("memory") else "redis")
     code, out, _ = run(capsys, "health", "--url", backend_url)
-    assert out.startswith("OK: ")
+    assert out.startswith(f"{report['level'].upper()}: ")
 
 
 @pytest.mark.parametrize(
@@ -322,3 +327,22 @@ def test_schemas_of_the_users_own_module(
     code, report = run_json(capsys, "analyze", "--schemas", "shop_keys", "--url", backend_url)
     groups = {g["group"]: g for g in report["groups"]}
     assert (groups["CartKey"]["keys"], groups["CartKey"]["without_ttl"]) == (2, 1)
+
+
+def test_big_values_round_trip_in_chunks(
+    backend_url: str, target_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Values longer than one script call's chunk (1000 arguments) are written whole."""
+    with client(backend_url) as r:
+        r.rpush(b"big:list", *[f"item-{n}".encode() for n in range(5001)])
+        r.hset(b"big:hash", mapping={f"f{n}".encode(): f"v{n}".encode() for n in range(2999)})
+        r.zadd(b"big:zset", {f"m{n}".encode(): n / 7 for n in range(1501)})
+        with r.pipeline(transaction=False) as pipe:
+            for n in range(1, 1202):
+                pipe.xadd(b"big:stream", {b"n": str(n).encode(), b"m": b"x"}, id=f"{n}-0")
+            pipe.execute()
+    file = tmp_path / "big.jsonl"
+    assert run(capsys, "export", "big:*", "-o", str(file), "--url", backend_url)[0] == 0
+    code, report = run_json(capsys, "restore", str(file), "--url", target_url)
+    assert (code, report["written"]) == (0, 4)
+    assert same_within_a_second(snapshot(backend_url), snapshot(target_url))
