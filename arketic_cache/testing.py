@@ -3,6 +3,7 @@
 ``RedisServer`` starts ``redis-server`` on a free loopback port with a random password, no
 persistence and its own directory, and can stop, kill, freeze (SIGSTOP) or restart exactly the
 process it started, so fault tests never touch a server they did not create.
+``SentinelTopology`` starts a primary, a replica and three sentinels the same way.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any, Self
 
-__all__ = ["RedisServer", "find_redis_server", "free_port", "terminate"]
+__all__ = ["RedisServer", "SentinelTopology", "find_redis_server", "free_port", "terminate"]
 
 _READY = "Ready to accept connections"
 
@@ -46,13 +49,31 @@ def terminate(process: subprocess.Popen[str], grace: float = 10.0) -> None:
         process.communicate()
 
 
-class RedisServer:
+class _Started:
+    """A context manager that closes what it started when the block ends."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class RedisServer(_Started):
     """One redis-server on 127.0.0.1 with a random password and no persistence."""
 
-    def __init__(self, executable: str, *extra_args: str) -> None:
+    def __init__(self, executable: str, *extra_args: str, password: str | None = None) -> None:
         self.executable = executable
         self.extra_args = extra_args
-        self.password = secrets.token_urlsafe(16)
+        self.password = password or secrets.token_urlsafe(16)
         self.directory = Path(tempfile.mkdtemp(prefix="arketic-redis-"))
         self.port = 0
         self.process: subprocess.Popen[str] | None = None
@@ -148,13 +169,140 @@ class RedisServer:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def __enter__(self) -> RedisServer:
+
+_SENTINEL_CONF = """port {port}
+bind 127.0.0.1
+dir {directory}
+logfile {directory}/sentinel.log
+requirepass {sentinel_password}
+sentinel monitor {service} 127.0.0.1 {primary} 2
+sentinel auth-pass {service} {password}
+sentinel down-after-milliseconds {service} {down_after_ms}
+sentinel failover-timeout {service} {failover_timeout_ms}
+"""
+
+
+class SentinelTopology(_Started):
+    """A primary and a replica (one password) watched by three sentinels (another
+    password, quorum 2) on free loopback ports; ``url`` is the ``redis+sentinel://`` URL.
+
+    Failover is quick: the primary counts as down after ``down_after_ms`` without an answer.
+    ``stop`` ends exactly the processes it started.
+    """
+
+    def __init__(
+        self,
+        executable: str,
+        service: str = "arketic",
+        down_after_ms: int = 1000,
+        failover_timeout_ms: int = 3000,
+    ) -> None:
+        self.executable = executable
+        self.service = service
+        self.password = secrets.token_urlsafe(16)
+        self.sentinel_password = secrets.token_urlsafe(16)
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+        self.directory = Path(tempfile.mkdtemp(prefix="arketic-sentinel-"))
+        self.servers: list[RedisServer] = []
+        self.sentinels: list[tuple[int, subprocess.Popen[str]]] = []
+
+    @property
+    def url(self) -> str:
+        """``redis+sentinel://:<password>@<sentinels>/<service>/0?sentinel_password=...``."""
+        hosts = ",".join(f"127.0.0.1:{port}" for port, _ in self.sentinels)
+        return (
+            f"redis+sentinel://:{self.password}@{hosts}/{self.service}/0"
+            f"?sentinel_password={self.sentinel_password}"
+        )
+
+    def start(self, timeout: float = 30.0) -> SentinelTopology:
+        """Start everything; return once the replica is in sync and every sentinel knows
+        the replica and the other two sentinels."""
+        auth = ("--masterauth", self.password)
+        primary = RedisServer(self.executable, *auth, password=self.password).start()
+        self.servers.append(primary)
+        follow = ("--replicaof", "127.0.0.1", str(primary.port))
+        self.servers.append(
+            RedisServer(self.executable, *auth, *follow, password=self.password).start()
+        )
+        for n in range(3):
+            directory = self.directory / f"sentinel-{n}"
+            directory.mkdir()
+            port = free_port()
+            conf = directory / "sentinel.conf"  # sentinels rewrite their file: one each
+            conf.write_text(
+                _SENTINEL_CONF.format(
+                    port=port,
+                    directory=directory,
+                    sentinel_password=self.sentinel_password,
+                    service=self.service,
+                    primary=primary.port,
+                    password=self.password,
+                    down_after_ms=self.down_after_ms,
+                    failover_timeout_ms=self.failover_timeout_ms,
+                ),
+                encoding="utf-8",
+            )
+            process = subprocess.Popen(
+                [self.executable, str(conf), "--sentinel"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            self.sentinels.append((port, process))
+        self._wait_until_settled(time.monotonic() + timeout)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    def _settled(self) -> bool:
+        try:
+            for port, _ in self.sentinels:
+                with _sentinel_client(port, self.sentinel_password) as client:
+                    client.sentinel_ckquorum(self.service)
+                    replicas = client.sentinel_slaves(self.service)
+                    if len(replicas) != 1 or replicas[0].get("master-link-status") != "ok":
+                        return False
+                    if (
+                        replicas[0].get("is_sdown")
+                        or len(client.sentinel_sentinels(self.service)) != 2
+                    ):
+                        return False
+        except Exception:  # a sentinel still starting, or not told yet: not settled
+            return False
+        return True
+
+    def _wait_until_settled(self, deadline: float) -> None:
+        while not self._settled():
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the sentinel topology did not settle; see {self.directory}")
+            time.sleep(0.05)  # polling processes that start, not a race fix
+
+    def primary_port(self) -> int:
+        """The port of the server the sentinels call primary now."""
+        with _sentinel_client(self.sentinels[0][0], self.sentinel_password) as client:
+            return int(client.sentinel_get_master_addr_by_name(self.service)[1])
+
+    def server_on(self, port: int) -> RedisServer:
+        """The started server listening on ``port``."""
+        return next(server for server in self.servers if server.port == port)
+
+    def stop(self) -> None:
+        """Stop the sentinels, then the servers, and remove the directories."""
+        for _, process in self.sentinels:
+            terminate(process)
+        self.sentinels = []
+        for server in self.servers:
+            server.close()
+        self.servers = []
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def close(self) -> None:
+        """As ``stop``."""
+        self.stop()
+
+
+def _sentinel_client(port: int, password: str) -> Any:
+    import redis
+
+    return redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=2)
