@@ -96,6 +96,7 @@ class BackendState:
         "breaker",
         "breaker_opens",
         "endpoint",
+        "epoch",
         "failing",
         "failures",
         "last_failure",
@@ -121,6 +122,9 @@ class BackendState:
         endpoint: tuple[str, int | None, str] = ("localhost", 6379, "0"),
     ) -> None:
         self.breaker = breaker
+        #: Bumped when the server behind the URL changes (a sentinel's +switch-master): the
+        #: drivers then disconnect every connection made before, so none writes to the old one.
+        self.epoch = 0
         #: (address, port, database index): what tracing reports as the server.
         self.endpoint = endpoint
         #: A plain redis:// TCP URL: a reset connection may be a TLS port (hint at rediss://).
@@ -222,15 +226,25 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 class _Driver:
     """Failure handling shared by both drivers; subclasses add only the I/O loop."""
 
-    __slots__ = ("__weakref__", "state")
+    __slots__ = ("__weakref__", "_epoch", "_made", "_probe", "_stale", "state")
 
     def __init__(self, state: BackendState) -> None:
         self.state = state
+        self._epoch = state.epoch
+        self._stale: set[Any] = set()  # connections made before the server changed
         _drivers.add(self)
+
+    _made: list[Any]  # every connection the driver made (set by the subclasses)
+    _probe: Any  # the health probe's connection, or None
 
     def _forget_connections(self) -> None:
         """Drop every connection without closing it (a forked child's are its parent's)."""
         raise NotImplementedError
+
+    def _renew(self) -> None:
+        """The server changed: every connection made so far reconnects before its next use."""
+        self._epoch = self.state.epoch
+        self._stale = {*self._made, *([self._probe] if self._probe is not None else [])}
 
     def _record(
         self, exc: BaseException, effect: Effect | None = None, strict: bool = False
@@ -348,7 +362,13 @@ class SyncDriver(_Driver):
     third of a local round trip in redis-py 8. Clients handed to users keep redis-py's pool.
     """
 
-    __slots__ = ("_callbacks", "_idle", "_made", "_pool", "_probe", "_slots", "client")
+    __slots__ = (
+        "_callbacks",
+        "_idle",
+        "_pool",
+        "_slots",
+        "client",
+    )
 
     def __init__(self, client: redis.Redis, state: BackendState) -> None:
         super().__init__(state)
@@ -362,7 +382,7 @@ class SyncDriver(_Driver):
 
     def _forget_connections(self) -> None:
         self._made, self._idle, self._slots = [], [], self._new_slots()
-        self._probe = None
+        self._probe, self._stale = None, set()
 
     def _new_slots(self) -> queue.SimpleQueue[None]:
         # One token per connection: a flow holds one connection at a time, so callers wait
@@ -388,8 +408,13 @@ class SyncDriver(_Driver):
         Raises:
             BackendError: Redis failed.
         """
+        if self._epoch != self.state.epoch:
+            self._renew()
         if self._probe is None:
             self._probe = new_connection(self._pool)
+        elif self._probe in self._stale:
+            self._stale.discard(self._probe)
+            self._probe.disconnect()
         if _tracing is not None:
             flow = _tracing.wrap(flow, self.state)
         return self._drive(self._probe, flow, cast(T, None), True)
@@ -417,12 +442,18 @@ class SyncDriver(_Driver):
             slots.put(None)
             flow.close()
             return self._short_circuit(fallback, strict)
+        if self._epoch != self.state.epoch:
+            self._renew()
         idle = self._idle
         try:
             conn = idle.pop()
         except IndexError:
             conn = new_connection(self._pool)
             self._made.append(conn)
+        else:
+            if self._stale and conn in self._stale:
+                self._stale.discard(conn)
+                conn.disconnect()  # reconnects to the server the sentinels name now
         try:
             return self._drive(conn, flow, fallback, strict)
         finally:
@@ -458,13 +489,21 @@ class SyncDriver(_Driver):
 class AsyncDriver(_Driver):
     """Run flows on an asyncio redis-py client, on connections of its own (as SyncDriver)."""
 
-    __slots__ = ("_callbacks", "_idle", "_loop", "_made", "_pool", "_probe", "_slots", "client")
+    __slots__ = (
+        "_callbacks",
+        "_idle",
+        "_loop",
+        "_pool",
+        "_slots",
+        "client",
+    )
 
     def __init__(self, client: redis.asyncio.Redis, state: BackendState) -> None:
         super().__init__(state)
         self.client = client
         self._pool = client.connection_pool
         self._callbacks: Callbacks = client.response_callbacks
+
         self._made: list[AsyncConnection] = []
         self._idle: list[AsyncConnection] = []
         self._probe: AsyncConnection | None = None
@@ -474,7 +513,7 @@ class AsyncDriver(_Driver):
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _forget_connections(self) -> None:
-        self._made, self._idle, self._probe = [], [], None
+        self._made, self._idle, self._probe, self._stale = [], [], None, set()
         self._slots = asyncio.BoundedSemaphore(self.state.pool_size)
 
     def _move_to(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -508,8 +547,13 @@ class AsyncDriver(_Driver):
         """
         if asyncio.get_running_loop() is not self._loop:
             self._move_to(asyncio.get_running_loop())
+        if self._epoch != self.state.epoch:
+            self._renew()
         if self._probe is None:
             self._probe = new_connection(self._pool)
+        elif self._probe in self._stale:
+            self._stale.discard(self._probe)
+            await self._probe.disconnect()
         if _tracing is not None:
             flow = _tracing.wrap(flow, self.state)
         return await self._drive(self._probe, flow, cast(T, None), True)
@@ -539,9 +583,14 @@ class AsyncDriver(_Driver):
                 return self._short_circuit(fallback, strict)
         else:
             await slots.acquire()  # free: returns at once
+        if self._epoch != self.state.epoch:
+            self._renew()
         idle = self._idle
         if idle:
             conn = idle.pop()
+            if self._stale and conn in self._stale:
+                self._stale.discard(conn)
+                await conn.disconnect()  # reconnects to the server the sentinels name now
         else:
             conn = new_connection(self._pool)
             self._made.append(conn)

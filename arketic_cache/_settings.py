@@ -10,7 +10,7 @@ import logging
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -31,13 +31,21 @@ __all__ = ["DEFAULT_REDIS_URL", "ENVIRONMENT_VARIABLES", "RedisSettings", "redac
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 logger = logging.getLogger("arketic_cache")
-SCHEMES = frozenset({"redis", "rediss", "unix", "memory"})
-_SECRET_QUERY_KEYS = {"password": "password", "ssl_password": "ssl_password"}
+SENTINEL_SCHEMES = frozenset({"redis+sentinel", "rediss+sentinel"})
+SCHEMES = frozenset({"redis", "rediss", "unix", "memory", *SENTINEL_SCHEMES})
+_SECRET_QUERY_KEYS = {
+    "password": "password",
+    "ssl_password": "ssl_password",
+    "sentinel_password": "sentinel_password",
+}
+#: The port of a sentinel named without one.
+SENTINEL_PORT = 26379
 
 #: Environment variable -> settings field.
 ENVIRONMENT_VARIABLES: Mapping[str, str] = {
     "REDIS_URL": "url",
     "REDIS_PASSWORD": "password",
+    "REDIS_SENTINEL_PASSWORD": "sentinel_password",
     "RESPONSE_CACHE_TTL": "default_ttl",
     "REDIS_MAX_CONNECTIONS": "max_connections",
     "REDIS_CONNECT_TIMEOUT": "connect_timeout",
@@ -61,6 +69,8 @@ class RedisSettings(BaseModel):
     url: str = DEFAULT_REDIS_URL
     password: SecretStr | None = None
     ssl_password: SecretStr | None = None
+    #: The sentinels' own password (``requirepass`` of a sentinel), for redis+sentinel URLs.
+    sentinel_password: SecretStr | None = None
     default_ttl: PositiveInt = 3600
     max_connections: PositiveInt = 20
     connect_timeout: PositiveFloat = 0.5
@@ -141,14 +151,25 @@ class RedisSettings(BaseModel):
 
     @property
     def scheme(self) -> str:
-        """The URL scheme: redis, rediss, unix or memory."""
+        """The URL scheme: redis, rediss, unix, memory, redis+sentinel or rediss+sentinel."""
         return urlsplit(self.url).scheme
+
+    @property
+    def sentinel(self) -> tuple[list[tuple[str, int]], str, int] | None:
+        """For a ``redis+sentinel://h1[:p],h2[:p]/service[/db]`` URL: the sentinels' (host,
+        port) pairs (port 26379 by default), the service name and the database; else None."""
+        if self.scheme not in SENTINEL_SCHEMES:
+            return None
+        return _sentinel_parts(urlsplit(self.url))
 
     @property
     def endpoint(self) -> tuple[str, int | None, str]:
         """(address, port, database index) without credentials: ``("db.internal", 6380,
         "2")``, ``("/run/redis.sock", None, "0")`` or ``("memory://name", None, "0")``."""
         parts = urlsplit(self.url)
+        if parts.scheme in SENTINEL_SCHEMES:
+            _, service, db = _sentinel_parts(parts)
+            return f"sentinel:{service}", None, str(db)
         if parts.scheme == "memory":
             return (f"memory://{parts.hostname}" if parts.hostname else "memory"), None, "0"
         if parts.scheme == "unix":
@@ -191,12 +212,15 @@ def split_url_secrets(url: str) -> tuple[str, dict[str, SecretStr]]:
     # in the path, query or fragment gives it away.
     if "@" in parts.path or "@" in parts.fragment or any("@" in key for key in query_keys):
         raise ConfigurationError(_UNPARSEABLE)
-    try:
-        _ = parts.port
-    except ValueError:
-        raise ConfigurationError(
-            "the port in the Redis URL must be a number from 1 to 65535"
-        ) from None
+    if parts.scheme in SENTINEL_SCHEMES:
+        _sentinel_parts(parts)  # validates hosts, ports, service and database
+    else:
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ConfigurationError(
+                "the port in the Redis URL must be a number from 1 to 65535"
+            ) from None
     if parts.scheme in {"redis", "rediss"}:
         if not parts.hostname:
             raise ConfigurationError("a redis:// or rediss:// URL needs a host")
@@ -220,6 +244,31 @@ def split_url_secrets(url: str) -> tuple[str, dict[str, SecretStr]]:
             query.append((key, value))
     clean = _join(parts.scheme, netloc, parts.path, urlencode(query), parts.fragment)
     return clean, secrets
+
+
+def _sentinel_parts(parts: SplitResult) -> tuple[list[tuple[str, int]], str, int]:
+    """(sentinels, service, db) of a sentinel URL.
+
+    Raises:
+        ConfigurationError: no sentinel, a bad port, no service name or a bad database.
+    """
+    hosts = parts.netloc.rpartition("@")[2]
+    sentinels = []
+    for item in hosts.split(","):
+        host, colon, port = item.strip().rpartition(":") if ":" in item else (item, "", "")
+        host = host.strip("[]")
+        if not host or (colon and not (port.isdigit() and 0 < int(port) < 65536)):
+            raise ConfigurationError(
+                "a redis+sentinel:// URL lists sentinels as host[:port], comma-separated, "
+                "e.g. redis+sentinel://s1:26379,s2:26379/mymaster/0"
+            )
+        sentinels.append((host, int(port) if colon else SENTINEL_PORT))
+    segments = [segment for segment in parts.path.split("/") if segment]
+    if not segments or len(segments) > 2 or (len(segments) == 2 and not segments[1].isdigit()):
+        raise ConfigurationError(
+            "the path of a redis+sentinel:// URL is /service_name[/db], e.g. /mymaster/0"
+        )
+    return sentinels, unquote(segments[0]), int(segments[1]) if len(segments) == 2 else 0
 
 
 def _verification_off(url: str) -> bool:

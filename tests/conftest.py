@@ -1,4 +1,5 @@
-"""Fixtures: every behaviour test runs on {fakeredis, real redis-server} x {sync, async}."""
+"""Fixtures: every behaviour test runs on {fakeredis, real redis-server, a primary behind
+sentinels} x {sync, async}."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pytest
 import redis
 
 from arketic_cache import RedisConnection
-from arketic_cache.testing import RedisServer
+from arketic_cache.testing import RedisServer, SentinelTopology
 
-from .helpers import Flavor, redis_server_binary
+from .helpers import Flavor, Target, redis_server_binary
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +22,33 @@ def redis_server() -> Iterator[RedisServer]:
     """One real server for the whole run, started by the harness on a free port."""
     with RedisServer(redis_server_binary()) as server:
         yield server.start()
+
+
+@pytest.fixture(scope="session")
+def sentinel_topology() -> Iterator[SentinelTopology]:
+    """A primary, a replica and three sentinels for the whole run (never failed over: the
+    failover tests start topologies of their own)."""
+    with SentinelTopology(redis_server_binary()) as topology:
+        yield topology.start()
+
+
+def _primary_url(topology: SentinelTopology) -> str:
+    return f"redis://:{topology.password}@127.0.0.1:{topology.primary_port()}/0"
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("sentinel", marks=[pytest.mark.redis, pytest.mark.sentinel]),
+    ]
+)
+def real_target(request: pytest.FixtureRequest) -> Target:
+    """The harness' real server, or its primary behind sentinels."""
+    if request.param == "sentinel":
+        topology: SentinelTopology = request.getfixturevalue("sentinel_topology")
+        return Target(topology.url, _primary_url(topology))
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return Target(server.url, server.url)
 
 
 @pytest.fixture
@@ -38,11 +66,23 @@ def fresh_server() -> Iterator[RedisServer]:
         yield server.start()
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("sentinel", marks=[pytest.mark.redis, pytest.mark.sentinel]),
+    ]
+)
 def backend_url(request: pytest.FixtureRequest) -> str:
-    """A URL to an empty database: a fresh fakeredis server, or the harness' real one."""
+    """A URL to an empty database: a fresh fakeredis server, the harness' real one, or the
+    harness' primary behind its sentinels (a ``redis+sentinel://`` URL)."""
     if request.param == "memory":
         return f"memory://test-{uuid.uuid4().hex}"
+    if request.param == "sentinel":
+        topology: SentinelTopology = request.getfixturevalue("sentinel_topology")
+        with redis.Redis.from_url(_primary_url(topology)) as admin:
+            admin.flushdb()  # our own throwaway topology, never anyone else's
+        return topology.url
     server: RedisServer = request.getfixturevalue("redis_server")
     with redis.Redis.from_url(server.url) as admin:
         admin.flushdb()  # our own throwaway server, never anyone else's

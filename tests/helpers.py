@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import pytest
@@ -17,6 +18,15 @@ from arketic_cache._core._effects import Flow
 from arketic_cache.testing import RedisServer, find_redis_server, free_port
 
 REQUIRE_REDIS = os.environ.get("ARKETIC_REQUIRE_REDIS") == "1"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A real deployment under test: ``url`` is what the layer connects with (a server's, or
+    a ``redis+sentinel://`` one), ``direct_url`` the primary itself, for raw redis-py."""
+
+    url: str
+    direct_url: str
 
 
 def redis_server_binary() -> str:

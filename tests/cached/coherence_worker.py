@@ -19,8 +19,6 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-import redis
-
 from arketic_cache import RedisConnection, cached
 
 #: Bound on every wait for something asynchronous (a message, a resubscription, a reply).
@@ -66,7 +64,8 @@ class Worker:
     def __init__(self, url: str, prefix: str, protocol: int, settings: dict[str, Any]) -> None:
         self.prefix = prefix
         self.conn = RedisConnection(url=url, protocol=protocol, key_prefix=prefix, **settings)
-        self.backing = redis.Redis.from_url(url, decode_responses=True)
+        # The backing store: a client of its own (any URL the layer takes, sentinels too).
+        self.backing = RedisConnection(url=url).sync_client
         self.computed = {"f": 0, "g": 0}
         self.offline = False  # compute without reading the backing value (server frozen)
         self.runner = asyncio.Runner()

@@ -26,6 +26,7 @@ from arketic_cache import RedisConnection, cached
 from arketic_cache._core._cached import CallKeyer
 from arketic_cache.testing import RedisServer
 
+from ..helpers import Target
 from . import coherence_worker
 from .coherence_worker import DEADLINE, SYNC_NS, backing_key
 
@@ -109,15 +110,16 @@ def evicted_after(b: ProcessB, name: str, x: int, before: int, started: float) -
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("name", ["f", "g"])
 def test_any_clients_write_evicts_l1_in_every_process(
-    redis_server: RedisServer,
+    real_target: Target,
     prefix: str,
     protocol: int,
     name: str,
     record_property: Any,
 ) -> None:
-    """Another client's raw SET, DEL and FLUSHDB each evict B's L1 copy (sync f, async g)."""
-    raw = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    with process_b(redis_server.url, prefix, protocol) as b:
+    """Another client's raw SET, DEL and FLUSHDB each evict B's L1 copy (sync f, async g), on
+    a server and behind sentinels."""
+    raw = redis.Redis.from_url(real_target.direct_url, decode_responses=True)
+    with process_b(real_target.url, prefix, protocol) as b:
         assert b.ready["mode"] == "tracking"
         delays: list[float] = []
 

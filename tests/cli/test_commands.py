@@ -24,9 +24,10 @@ def target_url(backend_url: str) -> Iterator[str]:
     if backend_url.startswith("memory://"):
         yield backend_url + "-target"
         return
-    url = backend_url.rsplit("/", 1)[0] + "/1"
-    with redis.Redis.from_url(url) as admin:
-        admin.flushdb()  # db 1 of our own throwaway server
+    base, _, query = backend_url.partition("?")
+    url = base.rsplit("/", 1)[0] + "/1" + (f"?{query}" if query else "")
+    with client(url) as admin:
+        admin.flushdb()  # db 1 of our own throwaway server (or sentinels' primary)
     yield url
 
 

@@ -51,7 +51,7 @@ def script(key: str, amount: int) -> Flow[Any]:
 
 def flush_scripts(conn: RedisConnection) -> None:
     """Empty the server's script cache behind the library's back."""
-    admin = RedisConnection(url=conn.settings.url, password=conn.settings.password)
+    admin = RedisConnection(conn.settings)
     try:
         admin.sync_client.script_flush()
     finally:

@@ -23,6 +23,8 @@ import redis
 
 from arketic_cache.testing import RedisServer
 
+from ..helpers import Target
+
 pytestmark = pytest.mark.redis
 
 WORKER = Path(__file__).with_name("ratelimit_worker.py")
@@ -32,12 +34,12 @@ FLAVORS = ("sync", "async", "sync", "async")
 TIMEOUT = 120
 
 
-def run_workers(server: RedisServer, **spec: Any) -> list[dict[str, Any]]:
+def run_workers(url: str, **spec: Any) -> list[dict[str, Any]]:
     """Start one worker per flavour, release them together, return their reports."""
     processes: list[subprocess.Popen[str]] = []
     try:
         for index, flavor in enumerate(FLAVORS):
-            worker_spec = {"url": server.url, "flavor": flavor, "worker": index, **spec}
+            worker_spec = {"url": url, "flavor": flavor, "worker": index, **spec}
             processes.append(
                 subprocess.Popen(
                     [sys.executable, str(WORKER), json.dumps(worker_spec)],
@@ -90,11 +92,12 @@ class TestTrailingWindowHelper:
         assert max_in_trailing_window([5, 5, 5, 105], 100) == 3
 
 
-def test_four_processes_admit_exactly_the_limit(redis_server: RedisServer) -> None:
-    """4 processes x 150 calls of is_allowed(key, 25) in one 60 s window: 25 admitted in all."""
+def test_four_processes_admit_exactly_the_limit(real_target: Target) -> None:
+    """4 processes x 150 calls of is_allowed(key, 25) in one 60 s window: 25 admitted in all
+    (on a server, and behind sentinels)."""
     key = f"rl:exact:{uuid.uuid4().hex}"
     reports = run_workers(
-        redis_server, scenario="exact", key=key, limit=25, window=60, mode="auto", attempts=150
+        real_target.url, scenario="exact", key=key, limit=25, window=60, mode="auto", attempts=150
     )
     assert sorted(report["flavor"] for report in reports) == sorted(FLAVORS)
     assert all(report["degraded_decisions"] == 0 for report in reports)
@@ -102,7 +105,7 @@ def test_four_processes_admit_exactly_the_limit(redis_server: RedisServer) -> No
     assert len(counts) == 25
     # Each admission saw the count including itself: every value from 1 to 25 exactly once.
     assert sorted(counts) == list(range(1, 26))
-    with redis.Redis.from_url(redis_server.url) as admin:
+    with redis.Redis.from_url(real_target.direct_url) as admin:
         assert admin.zcard(key) == 25
 
 
@@ -114,7 +117,7 @@ def test_four_processes_never_exceed_a_trailing_window(
     limit, window = 20, 0.2
     key = f"rl:slide:{mode}:{uuid.uuid4().hex}"
     reports = run_workers(
-        redis_server, scenario="slide", key=key, limit=limit, window=window, mode=mode, span=1.0
+        redis_server.url, scenario="slide", key=key, limit=limit, window=window, mode=mode, span=1.0
     )
     assert sorted(report["flavor"] for report in reports) == sorted(FLAVORS)
     for report in reports:
