@@ -3,7 +3,8 @@
 ``RedisServer`` starts ``redis-server`` on a free loopback port with a random password, no
 persistence and its own directory, and can stop, kill, freeze (SIGSTOP) or restart exactly the
 process it started, so fault tests never touch a server they did not create.
-``SentinelTopology`` starts a primary, a replica and three sentinels the same way.
+``SentinelTopology`` starts a primary, a replica and three sentinels the same way, and
+``ClusterTopology`` a Redis Cluster of three primaries and three replicas.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["RedisServer", "SentinelTopology", "find_redis_server", "free_port", "terminate"]
+__all__ = [
+    "ClusterTopology",
+    "RedisServer",
+    "SentinelTopology",
+    "cluster_port",
+    "find_redis_server",
+    "free_port",
+    "terminate",
+]
 
 _READY = "Ready to accept connections"
 
@@ -47,6 +56,24 @@ def terminate(process: subprocess.Popen[str], grace: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate()
+
+
+#: A cluster node also listens on its port + 10000 (the cluster bus), so no higher port works.
+MAX_CLUSTER_PORT = 55535
+
+
+def cluster_port() -> int:
+    """A free loopback port for a cluster node: at most 55535, its bus port free too."""
+    while True:
+        port = free_port()
+        if port > MAX_CLUSTER_PORT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
 
 
 class _Started:
@@ -279,8 +306,12 @@ class SentinelTopology(_Started):
             time.sleep(0.05)  # polling processes that start, not a race fix
 
     def primary_port(self) -> int:
-        """The port of the server the sentinels call primary now."""
-        with _sentinel_client(self.sentinels[0][0], self.sentinel_password) as client:
+        """The port of the server the sentinels call primary now (the first one's view)."""
+        return self.primary_port_from(0)
+
+    def primary_port_from(self, sentinel: int) -> int:
+        """The port of the server sentinel number ``sentinel`` calls primary now."""
+        with _sentinel_client(self.sentinels[sentinel][0], self.sentinel_password) as client:
             return int(client.sentinel_get_master_addr_by_name(self.service)[1])
 
     def server_on(self, port: int) -> RedisServer:
@@ -306,3 +337,93 @@ def _sentinel_client(port: int, password: str) -> Any:
     import redis
 
     return redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=2)
+
+
+class ClusterTopology(_Started):
+    """A Redis Cluster of ``primaries`` primaries and as many replicas (one password) on free
+    loopback ports, the slots split evenly; ``seeds`` are the nodes' addresses. Failover is
+    quick (``cluster-node-timeout`` ``node_timeout_ms``). ``close`` ends exactly the
+    processes it started."""
+
+    def __init__(self, executable: str, primaries: int = 3, node_timeout_ms: int = 2000) -> None:
+        self.executable = executable
+        self.primaries = primaries
+        self.node_timeout_ms = node_timeout_ms
+        self.password = secrets.token_urlsafe(16)
+        self.nodes: list[RedisServer] = []
+
+    @property
+    def seeds(self) -> list[tuple[str, int]]:
+        return [("127.0.0.1", node.port) for node in self.nodes]
+
+    def start(self, timeout: float = 30.0) -> ClusterTopology:
+        """Start the nodes, assign the slots, join them and attach the replicas; return once
+        every node reports ``cluster_state:ok`` and every replica is in sync."""
+        deadline = time.monotonic() + timeout
+        args = (
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", str(self.node_timeout_ms),
+            "--masterauth", self.password,
+        )  # fmt: skip
+        for _ in range(2 * self.primaries):
+            node = RedisServer(self.executable, *args, password=self.password)
+            self.nodes.append(node)
+            node.start(cluster_port())
+        clients = [self._client(node) for node in self.nodes]
+        try:
+            per = 16384 // self.primaries
+            for i, client in enumerate(clients[: self.primaries]):
+                last = 16383 if i == self.primaries - 1 else (i + 1) * per - 1
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * per, last)
+            for client in clients[1:]:
+                client.execute_command("CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port)
+            self._wait(deadline, lambda: all(len(_known(c)) == len(clients) for c in clients))
+            ids = [c.execute_command("CLUSTER", "MYID").decode() for c in clients]
+            for replica, primary_id in zip(clients[self.primaries :], ids, strict=False):
+                self._wait(deadline, lambda r=replica, p=primary_id: p in _known(r))
+                replica.execute_command("CLUSTER", "REPLICATE", primary_id)
+            self._wait(deadline, lambda: all(_settled(c) for c in clients))
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            for client in clients:
+                client.close()
+        return self
+
+    def _client(self, node: RedisServer) -> Any:
+        import redis
+
+        return redis.Redis(port=node.port, password=self.password, socket_timeout=2)
+
+    def _wait(self, deadline: float, done: Any) -> None:
+        while not done():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the cluster did not form in time")
+            time.sleep(0.05)  # polling nodes that gossip, not a race fix
+
+    def node_on(self, port: int) -> RedisServer:
+        """The started node listening on ``port``."""
+        return next(node for node in self.nodes if node.port == port)
+
+    def close(self) -> None:
+        """Stop every node and remove its directory."""
+        for node in self.nodes:
+            node.close()
+        self.nodes = []
+
+
+def _known(client: Any) -> set[str]:
+    """The node ids ``client``'s node knows (itself included)."""
+    lines = client.execute_command("CLUSTER", "NODES").decode().splitlines()
+    return {line.split()[0] for line in lines if line.strip()}
+
+
+def _settled(client: Any) -> bool:
+    """The node sees the cluster ok and, if it is a replica, is in sync with its primary."""
+    info = client.execute_command("CLUSTER", "INFO").decode()
+    if "cluster_state:ok" not in info:
+        return False
+    replication = client.info("replication")
+    return bool(replication["role"] == "master" or replication.get("master_link_status") == "up")
