@@ -17,6 +17,7 @@ from .._core._export import (
     Header,
     KeyType,
     Record,
+    StreamRead,
     decode_value,
     encode_value,
     end_line,
@@ -87,16 +88,24 @@ def read_keys(server: Server, keys: Sequence[bytes], dump: bool) -> list[Read]:
                     elif kind in _READ:
                         command = _READ[kind]
                         pipe.execute_command(command[0], key, *command[1:])  # type: ignore[no-untyped-call]
+                        if kind == "stream":  # its groups and last id, from the same look
+                            pipe.xinfo_groups(key)
+                            pipe.xinfo_stream(key)
                     else:
                         raise InvalidInputError(f"{key!r} is a {kind}: not one of the six types")
-                values = pipe.execute(raise_on_error=False)
+                values = iter(pipe.execute(raise_on_error=False))
         except redis.RedisError as exc:
             raise server.fail(exc) from None
         pending = []
-        for (key, kind, pttl), value in zip(live, values, strict=True):
-            if isinstance(value, redis.ResponseError):
+        for key, kind, pttl in live:
+            value = next(values)
+            extras = [next(values), next(values)] if kind == "stream" and not dump else []
+            if any(isinstance(v, redis.ResponseError) for v in [value, *extras]):
                 pending.append(key)  # its type changed meanwhile
-            elif value is not None and value != [] and value != {} and value != set():
+                continue
+            if kind == "stream" and not dump:
+                value = _stream(value, *extras)
+            if value is not None and value != [] and value != {} and value != set():
                 expire = None if pttl < 0 else now + pttl
                 found.append(Read(key, cast(KeyType, kind), expire, _shaped(kind, value, dump)))
     if pending:
@@ -119,9 +128,22 @@ def _shaped(kind: str, value: Any, dump: bool) -> Any:
         return [(member, float(score)) for member, score in pairs]
     if kind == "set":
         return set(value)
-    if kind == "stream":
-        return [(entry_id, _fields(fields)) for entry_id, fields in value]
     return value
+
+
+def _stream(entries: Any, groups: Any, info: Any) -> StreamRead | None:
+    """A stream's entries, groups and last id (None if it vanished between the reads)."""
+    if not entries and not groups:
+        return None
+    return StreamRead(
+        [(entry_id, _fields(fields)) for entry_id, fields in entries],
+        [(g["name"], _text(g["last-delivered-id"])) for g in groups],
+        _text(info["last-generated-id"]),
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _fields(fields: Any) -> dict[bytes, bytes]:
@@ -380,6 +402,8 @@ def _difference(record: Record, found: Read | None, dump: bool, now: int) -> tup
         return "different", f"a {found.type} on the server, a {record.type} in the file"
     if not dump and decode_value(record.type, encode_value(found.type, found.raw)) != record.value:
         return "different", "another value"
+    if isinstance(found.raw, StreamRead) and tuple(found.raw.groups) != record.groups:
+        return "different", "other consumer groups"
     if (found.expire_at_ms is None) != (record.expire_at_ms is None):
         return "different", "the TTL was set or removed"
     if record.expire_at_ms is not None and found.expire_at_ms is not None:

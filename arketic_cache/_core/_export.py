@@ -13,7 +13,10 @@ A byte string (key, value, field, member) is a JSON string when it is UTF-8, els
 string; ``hash`` ``[[field, value], ...]``; ``list`` ``[item, ...]`` in order; ``set``
 ``[member, ...]``; ``zset`` ``[[member, score], ...]`` with scores as JSON numbers (exact: the
 shortest repr of the double) or ``"inf"``/``"-inf"``; ``stream`` ``[[id, [[field, value],
-...]], ...]`` with the entry ids kept. With ``dump``, a record holds ``"dump": base64`` (Redis'
+...]], ...]`` with the entry ids kept, and beside the value ``groups`` (``[[name,
+last_delivered_id], ...]``: consumer groups resume where they were; their pending entries
+are not kept) and ``last_id`` (the stream's last generated id). With ``dump``, a record
+holds ``"dump": base64`` (Redis'
 ``DUMP`` payload) instead of ``value``. ``expire_at_ms`` is absolute (the server's clock), or
 null for a key without a TTL.
 """
@@ -37,6 +40,7 @@ __all__ = [
     "VERSION",
     "Header",
     "Record",
+    "StreamRead",
     "decode_bytes",
     "encode_bytes",
     "end_line",
@@ -69,13 +73,25 @@ class Header:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One key as exported: ``value`` decoded to bytes (see ``parse_record``), or ``dump``."""
+    """One key as exported: ``value`` decoded to bytes (see ``parse_record``), or ``dump``;
+    a stream's consumer groups ``(name, last delivered id)`` and last generated id."""
 
     key: bytes
     type: KeyType
     expire_at_ms: int | None
     value: Any = None
     dump: bytes | None = None
+    groups: tuple[tuple[bytes, str], ...] = ()
+    last_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRead:
+    """A stream as read: its entries (redis-py's ``XRANGE`` reply), groups and last id."""
+
+    entries: list[tuple[bytes, dict[bytes, bytes]]]
+    groups: list[tuple[bytes, str]]
+    last_id: str
 
 
 def encode_bytes(data: bytes) -> str | dict[str, str]:
@@ -124,7 +140,10 @@ def encode_value(kind: KeyType, raw: Any) -> Any:
         return [encode_bytes(member) for member in sorted(raw)]
     if kind == "zset":
         return [[encode_bytes(member), _score(float(score))] for member, score in raw]
-    return [[entry_id.decode("ascii"), _pairs(list(fields.items()))] for entry_id, fields in raw]
+    entries = raw.entries if isinstance(raw, StreamRead) else raw
+    return [
+        [entry_id.decode("ascii"), _pairs(list(fields.items()))] for entry_id, fields in entries
+    ]
 
 
 def header_line(redis_version: str, exported_at_ms: int, pattern: str, dump: bool) -> str:
@@ -146,6 +165,9 @@ def record_line(
     record: dict[str, Any] = {"key": encode_bytes(key), "type": kind, "expire_at_ms": expire_at_ms}
     if dump is None:
         record["value"] = encode_value(kind, raw)
+        if isinstance(raw, StreamRead):
+            record["groups"] = [[encode_bytes(name), last] for name, last in raw.groups]
+            record["last_id"] = raw.last_id
     else:
         record["dump"] = base64.b64encode(dump).decode("ascii")
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -277,8 +299,8 @@ def decode_value(kind: KeyType, value: Any) -> Any:
                 raise ValueError("a zset item is [member, score]")
             members.append((decode_bytes(item[0], "a zset member"), _decode_score(item[1])))
         return members
-    if not isinstance(value, list) or not value:
-        raise ValueError("a stream is a non-empty list of [id, fields]")
+    if not isinstance(value, list):
+        raise ValueError("a stream is a list of [id, fields]")
     entries, last = [], (0, 0)
     for item in value:
         if not isinstance(item, list) or len(item) != 2:
@@ -292,6 +314,22 @@ def decode_value(kind: KeyType, value: Any) -> Any:
         entries.append((item[0], fields))
         last = entry_id
     return entries
+
+
+def _stream_extras(document: dict[str, Any]) -> tuple[tuple[tuple[bytes, str], ...], str | None]:
+    groups = document.get("groups", [])
+    if not isinstance(groups, list):
+        raise ValueError("groups is a list of [name, last_delivered_id]")
+    found = []
+    for item in groups:
+        if not isinstance(item, list) or len(item) != 2:
+            raise ValueError("a consumer group is [name, last_delivered_id]")
+        _stream_id(item[1])
+        found.append((decode_bytes(item[0], "a group name"), item[1]))
+    last_id = document.get("last_id")
+    if last_id is not None:
+        _stream_id(last_id)
+    return tuple(found), last_id
 
 
 def parse_record(line: str, number: int, dump: bool) -> Record:
@@ -318,7 +356,13 @@ def _record_of(document: dict[str, Any], number: int, dump: bool) -> Record:
             return Record(key, kind, expire, dump=decode_bytes({"base64": payload}, "the dump"))
         if "value" not in document:
             raise ValueError("the record has no value")
-        return Record(key, kind, expire, decode_value(kind, document["value"]))
+        value = decode_value(kind, document["value"])
+        if kind != "stream":
+            return Record(key, kind, expire, value)
+        groups, last_id = _stream_extras(document)
+        if not value and not groups:
+            raise ValueError("an empty stream is exported only with its consumer groups")
+        return Record(key, kind, expire, value, groups=groups, last_id=last_id)
     except ValueError as exc:
         raise ExportFormatError(str(exc), number) from None
 
@@ -347,6 +391,11 @@ def restore_arguments(record: Record, replace: bool) -> list[bytes | str | int]:
         for member, score in value:
             args.extend((repr(score) if math.isfinite(score) else str(score), member))
     else:
+        args.append(len(value))
         for entry_id, fields in value:
             args.extend((entry_id, len(fields), *_flat(fields)))
+        args.append(len(record.groups))
+        for name, delivered in record.groups:
+            args.extend((name, delivered))
+        args.append(record.last_id or "")
     return args

@@ -4,7 +4,9 @@
 -- ARGV[2]  the type: string, hash, list, set, zset or stream
 -- ARGV[3]  the absolute expiry in unix ms, or '' for none
 -- ARGV[4..] the value: string: the bytes; hash: field, value, ...; list and set: the items;
---           zset: score, member, ...; stream: id, field count, field, value, ..., id, ...
+--           zset: score, member, ...; stream: the entry count, then per entry its id, field
+--           count, fields and values; the group count, then per group its name and last
+--           delivered id; the last generated id or ''.
 -- Returns 1 when written, 0 when kept.
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 1 then
@@ -34,11 +36,20 @@ elseif kind == 'set' then
 elseif kind == 'zset' then
   push('ZADD', 4, 2)
 elseif kind == 'stream' then
-  local i = 4
-  while i <= n do
+  local i = 5
+  for _ = 1, tonumber(ARGV[4]) do
     local fields = tonumber(ARGV[i + 1])
     redis.call('XADD', key, ARGV[i], unpack(ARGV, i + 2, i + 1 + 2 * fields))
     i = i + 2 + 2 * fields
+  end
+  local groups = tonumber(ARGV[i])
+  for g = 1, groups do
+    redis.call('XGROUP', 'CREATE', key, ARGV[i + 2 * g - 1], ARGV[i + 2 * g], 'MKSTREAM')
+  end
+  i = i + 1 + 2 * groups
+  if ARGV[i] ~= '' then
+    -- Where the server has XSETID (the embedded backend has not), the last id comes back too.
+    redis.pcall('XSETID', key, ARGV[i])
   end
 else
   return redis.error_reply('ERR unknown type ' .. kind)

@@ -18,6 +18,7 @@ TTLS: dict[bytes, int | None] = {
     b"chat:1:participants": 1500,
     b"session:user:1": 1800,
     b"events:1": None,
+    b"events:2": 900,
 }
 
 
@@ -38,6 +39,9 @@ def populate(url: str) -> None:
         )
         r.xadd(b"events:1", {b"kind": b"login"}, id=b"1700000000000-0")
         r.xadd(b"events:1", {b"kind": b"\xffout", b"at": b"2"}, id=b"1700000000000-7")
+        r.xgroup_create(b"events:1", b"mailer", id=b"1700000000000-0")
+        r.xgroup_create(b"events:1", b"\xffaudit", id=b"0")
+        r.xgroup_create(b"events:2", b"idle", id=b"$", mkstream=True)  # empty, with a group
         for key, ttl in TTLS.items():
             if ttl is not None:
                 r.expire(key, ttl)
@@ -61,7 +65,8 @@ def snapshot(url: str) -> dict[bytes, tuple[str, Any, int]]:
             elif kind == "zset":
                 value = r.zrange(key, 0, -1, withscores=True)
             else:
-                value = [(i, sorted(f.items())) for i, f in r.xrange(key)]
+                groups = sorted((g["name"], g["last-delivered-id"]) for g in r.xinfo_groups(key))
+                value = ([(i, sorted(f.items())) for i, f in r.xrange(key)], groups)
             found[key] = (kind, value, r.ttl(key))
     return found
 

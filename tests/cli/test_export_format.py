@@ -49,15 +49,8 @@ def test_stream_entries_keep_their_ids() -> None:
     record = fmt.parse_record(fmt.record_line(b"s", "stream", None, raw), 2, dump=False)
     assert record.value == [("1-1", [(b"f", b"v")]), ("1-2", [(b"g", b"\xff")])]
     assert fmt.restore_arguments(record, True)[3:] == [
-        "1-1",
-        1,
-        b"f",
-        b"v",
-        "1-2",
-        1,
-        b"g",
-        b"\xff",
-    ]
+        2, "1-1", 1, b"f", b"v", "1-2", 1, b"g", b"\xff", 0, ""
+    ]  # fmt: skip
 
 
 def test_header_and_end() -> None:
