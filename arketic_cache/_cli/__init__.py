@@ -95,7 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     back.add_argument("--dry-run", action="store_true", help="validate and count only")
     check = command("verify", "compare an export file with the server", reading)
     check.add_argument("file", type=Path)
-    bench = commands.add_parser("bench", help="the benchmarks (in a source checkout)")
+    bench = commands.add_parser(
+        "bench", help="the benchmarks (in a source checkout; --help for theirs)", add_help=False
+    )
     bench.add_argument("options", nargs=argparse.REMAINDER)
     commands.add_parser("demo", help="the library at work (REDIS_URL or the embedded backend)")
     return parser
@@ -123,13 +125,14 @@ def _bench(options: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # everything after it is the harness' own (its --help too)
+        return _bench(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "demo":
         from .._demo import main as demo
 
         return demo()
-    if args.command == "bench":
-        return _bench(args.options)
     server = None
     try:
         server = Server.open(args.url)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -172,3 +173,48 @@ def test_the_server_killed_mid_export_is_a_clear_error(
     assert fresh_server.password not in err
     assert not file.exists()
     assert not partial.exists()  # nothing half-written is left
+
+
+def test_flush_asks_on_a_terminal(tmp_path: Path) -> None:
+    """On a terminal, flush asks; only a 'y' deletes (the embedded backend, in one process:
+    a restore in the same run writes the keys first)."""
+    file = tmp_path / "two.jsonl"
+    write_strings(file, 2)
+    script = (
+        "import contextlib, io, sys; from arketic_cache._cli import main; url = 'memory://ask'\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main(['restore', {str(file)!r}, '--url', url])\n"
+        "sys.exit(main(['flush', 'k:*', '--json', '--url', url]))\n"
+    )
+    for answer, deleted in (("n\n", 0), ("y\n", 2)):
+        done = typed_into(script, answer)
+        assert done.returncode == 0, done.stderr
+        prompt, _, report = done.stdout.partition("? [y/N] ")
+        assert prompt == "delete 2 key(s) matching 'k:*'"
+        assert json.loads(report)["deleted"] == deleted
+
+
+def typed_into(script: str, answer: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` with a terminal as stdin and ``answer`` typed into it (the terminal
+    keeps it until the prompt reads it)."""
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdin=follower,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.close(follower)
+        os.write(leader, answer.encode())
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(leader)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def test_bench_runs_the_harness() -> None:
+    done = cli("bench", "--help")
+    assert done.returncode == 0
+    assert "python -m benchmarks" in done.stdout
