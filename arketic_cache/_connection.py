@@ -8,13 +8,10 @@ imported only for a ``memory://`` URL.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import inspect
 import logging
-import math
 import threading
-import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -31,6 +28,7 @@ from ._breaker import CircuitBreaker
 from ._core._effects import Command, Flow
 from ._drive import AsyncDriver, BackendState, SyncDriver
 from ._exceptions import BackendError, ConfigurationError, NotInitializedError
+from ._sentinel import SwitchWatcher, sentinel_client
 from ._settings import RedisSettings
 
 if TYPE_CHECKING:
@@ -133,186 +131,6 @@ def _client_options(settings: RedisSettings, flavour: Literal["sync", "async"]) 
     return options
 
 
-def _sentinel_client(
-    settings: RedisSettings,
-    options: dict[str, Any],
-    flavour: Literal["sync", "async"],
-    watcher: _SwitchWatcher | None = None,
-) -> Any:
-    """A client of the primary the sentinels name, re-resolved on every new connection (the
-    pool's connections ask the sentinels, in order, when they connect)."""
-    assert settings.sentinel is not None
-    sentinels, service, db = settings.sentinel
-    asking: dict[str, Any] = {
-        key: options[key]
-        for key in ("socket_timeout", "socket_connect_timeout", "retry", "protocol")
-        if key in options
-    }
-    if settings.sentinel_password is not None:
-        asking["password"] = settings.sentinel_password.get_secret_value()
-    if settings.scheme == "rediss+sentinel":
-        options = {**options, "ssl": True}
-    kind = _sentinels(flavour, watcher, sentinels, asking)
-    manager = kind(sentinels, sentinel_kwargs=asking, min_other_sentinels=0)
-    redis_class = redis.Redis if flavour == "sync" else redis.asyncio.Redis
-    return manager.master_for(service, redis_class=redis_class, db=db, **options)
-
-
-#: How long an announced primary is preferred to asking the sentinels (seconds).
-ANNOUNCEMENT_TRUSTED_FOR = 60.0
-
-
-class _SwitchWatcher:
-    """Follows every sentinel's announcements, each in a daemon thread: when the service's
-    primary changes (the leader's ``+promoted-slave``, every sentinel's ``+switch-master``)
-    it notes the new address, which new connections then use, and bumps ``state.epoch`` so
-    the drivers drop every connection to the old primary at once. A demoted primary stays
-    writable for a while after the switch, and what is written there is lost."""
-
-    def __init__(self, settings: RedisSettings, state: BackendState) -> None:
-        assert settings.sentinel is not None
-        self.sentinels, self.service, _ = settings.sentinel
-        secret = settings.sentinel_password
-        self.password = None if secret is None else secret.get_secret_value()
-        self.timeout = settings.connect_timeout
-        self.state = state
-        self.primary: tuple[str, int] | None = None
-        self.announced_at = -math.inf
-        self.lock = threading.Lock()
-        self.stopped = threading.Event()
-        for host, port in self.sentinels:
-            threading.Thread(
-                target=self._run, args=(host, port), name="arketic-sentinel", daemon=True
-            ).start()
-
-    def stop(self) -> None:
-        self.stopped.set()
-
-    def announced(self) -> tuple[str, int] | None:
-        """The primary a sentinel announced in the last minute (while sentinels may still
-        disagree); None otherwise, when asking them is right."""
-        if time.monotonic() - self.announced_at > ANNOUNCEMENT_TRUSTED_FOR:
-            return None
-        return self.primary
-
-    def _run(self, host: str, port: int) -> None:
-        while not self.stopped.is_set():
-            # Away, or it said something unexpected: again shortly.
-            with contextlib.suppress(redis.RedisError, OSError, ValueError):
-                self._follow(host, port)
-            self.stopped.wait(0.5)
-
-    def _follow(self, host: str, port: int) -> None:
-        client = redis.Redis(
-            host=host,
-            port=port,
-            password=self.password,
-            socket_connect_timeout=self.timeout,
-            socket_timeout=2.0,
-        )
-        with client, client.pubsub(ignore_subscribe_messages=True) as pubsub:
-            pubsub.subscribe("+switch-master", "+promoted-slave")
-            if self.primary is None:  # the first look; later ones may be a sentinel's stale view
-                self.moved(client.sentinel_get_master_addr_by_name(self.service), False)
-            while not self.stopped.is_set():
-                message = pubsub.get_message(timeout=1.0)
-                if message is not None:
-                    self._announced(message["channel"], message["data"].decode().split())
-
-    def _announced(self, channel: bytes, words: list[str]) -> None:
-        if channel == b"+switch-master" and words[0] == self.service:
-            self.moved((words[3], words[4]))  # name old-ip old-port new-ip new-port
-        elif channel == b"+promoted-slave" and words[5:6] == [self.service]:
-            self.moved((words[2], words[3]))  # slave name ip port @ master-name ip port
-
-    def moved(self, primary: Any, announced: bool = True) -> None:
-        """Note the primary's address; a change (not the first look) bumps the epoch."""
-        address = _address(primary)
-        if address is None:
-            return
-        with self.lock:
-            old, self.primary = self.primary, address
-            if announced:
-                self.announced_at = time.monotonic()
-            if old is None or old == address:
-                return
-            self.state.epoch += 1
-        logger.warning(
-            "sentinel: %s's primary moved from %s:%s to %s:%s; reconnecting",
-            self.service,
-            *old,
-            *address,
-        )
-
-
-def _address(reply: Any) -> tuple[str, int] | None:
-    if not reply:
-        return None
-    host = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-    return host, int(reply[1])
-
-
-def _sentinels(
-    flavour: Literal["sync", "async"],
-    watcher: _SwitchWatcher | None,
-    addresses: list[tuple[str, int]],
-    asking: dict[str, Any],
-) -> Any:
-    """A redis-py ``Sentinel`` class whose master discovery prefers the address the watcher
-    heard announced (a sentinel asked right after a switch may not know of it yet), else
-    asks each sentinel in turn on a connection of its own, closed after: discovery runs
-    only when a connection is made, and a client kept open would belong to one event loop."""
-    from redis.sentinel import MasterNotFoundError
-
-    def announced() -> tuple[str, int] | None:
-        return None if watcher is None else watcher.announced()
-
-    def missing(service: str) -> MasterNotFoundError:
-        return MasterNotFoundError(f"no sentinel names a primary for {service!r}")
-
-    if flavour == "sync":
-        from redis.sentinel import Sentinel
-
-        class Watched(Sentinel):
-            def discover_master(self, service_name: str) -> Any:
-                known = announced()
-                if known is not None:
-                    return known
-                for host, port in addresses:
-                    try:
-                        with redis.Redis(host=host, port=port, **asking) as sentinel:
-                            found = _address(
-                                sentinel.sentinel_get_master_addr_by_name(service_name)
-                            )
-                    except (redis.RedisError, OSError):
-                        continue
-                    if found is not None:
-                        return found
-                raise missing(service_name)
-
-        return Watched
-
-    from redis.asyncio.sentinel import Sentinel as AsyncSentinel
-
-    class AsyncWatched(AsyncSentinel):
-        async def discover_master(self, service_name: str) -> Any:
-            known = announced()
-            if known is not None:
-                return known
-            for host, port in addresses:
-                try:
-                    async with redis.asyncio.Redis(host=host, port=port, **asking) as sentinel:
-                        reply = await sentinel.sentinel_get_master_addr_by_name(service_name)
-                except (redis.RedisError, OSError):
-                    continue
-                found = _address(reply)
-                if found is not None:
-                    return found
-            raise missing(service_name)
-
-    return AsyncWatched
-
-
 def bytes_client(settings: RedisSettings) -> redis.Redis:
     """A new blocking redis-py client of ``settings`` returning bytes over RESP2 (binary-safe
     replies of a fixed shape, for the operator's tools); the caller closes it."""
@@ -324,7 +142,7 @@ def bytes_client(settings: RedisSettings) -> redis.Redis:
 
         return fakeredis.FakeRedis(server=_memory_server(settings.url), **options)
     if settings.sentinel is not None:
-        return cast(redis.Redis, _sentinel_client(settings, options, "sync"))
+        return cast(redis.Redis, sentinel_client(settings, options, "sync"))
     return redis.Redis(connection_pool=redis.ConnectionPool.from_url(settings.url, **options))
 
 
@@ -376,7 +194,7 @@ class RedisConnection:
         )
         self._sync: SyncDriver | None = None
         self._async: AsyncDriver | None = None
-        self._watcher: _SwitchWatcher | None = None
+        self._watcher: SwitchWatcher | None = None
         self._closing: list[Callable[[], None]] = []
         _live.add(self)
 
@@ -425,7 +243,7 @@ class RedisConnection:
     def _watch(self) -> None:
         """Behind sentinels, follow their switches (from first use to close)."""
         if self.settings.sentinel is not None and self._watcher is None:
-            self._watcher = _SwitchWatcher(self.settings, self.state)
+            self._watcher = SwitchWatcher(self.settings, self.state)
             weakref.finalize(self, self._watcher.stop)  # never left running after collection
 
     @property
@@ -445,9 +263,7 @@ class RedisConnection:
 
             return fakeredis.FakeRedis(server=_memory_server(self.settings.url), **options)
         if self.settings.sentinel is not None:
-            return cast(
-                redis.Redis, _sentinel_client(self.settings, options, "sync", self._watcher)
-            )
+            return cast(redis.Redis, sentinel_client(self.settings, options, "sync", self._watcher))
         pool = redis.ConnectionPool.from_url(self.settings.url, **options)
         return redis.Redis(connection_pool=pool)
 
@@ -458,7 +274,7 @@ class RedisConnection:
 
             return fakeredis.FakeAsyncRedis(server=_memory_server(self.settings.url), **options)
         if self.settings.sentinel is not None:
-            client = _sentinel_client(self.settings, options, "async", self._watcher)
+            client = sentinel_client(self.settings, options, "async", self._watcher)
             return cast(redis.asyncio.Redis, client)
         pool = redis.asyncio.ConnectionPool.from_url(self.settings.url, **options)
         return redis.asyncio.Redis(connection_pool=pool)
