@@ -3,15 +3,19 @@ that makes the drivers leave a demoted primary at once."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import redis
 import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 if TYPE_CHECKING:
     from ._drive import BackendState
@@ -34,15 +38,19 @@ def sentinel_client(
     sentinels, service, db = settings.sentinel
     asking: dict[str, Any] = {
         key: options[key]
-        for key in ("socket_timeout", "socket_connect_timeout", "retry", "protocol")
+        for key in ("socket_timeout", "socket_connect_timeout", "protocol")
         if key in options
     }
+    asking["retry"] = Retry(NoBackoff(), 0)  # one try per sentinel: the next is the retry
     if settings.sentinel_password is not None:
         asking["password"] = settings.sentinel_password.get_secret_value()
     if settings.scheme == "rediss+sentinel":
         options = {**options, "ssl": True}
-    kind = _sentinels(flavour, watcher, sentinels, asking)
-    manager = kind(sentinels, sentinel_kwargs=asking, min_other_sentinels=0)
+    kind = _sentinels(flavour, _discovery(watcher, sentinels, asking))
+    # The manager's own sentinel clients are never used (``discover`` asks on its own), so
+    # they get no sync Retry, which an asyncio client would warn about.
+    unused = {key: value for key, value in asking.items() if key != "retry"}
+    manager = kind(sentinels, sentinel_kwargs=unused, min_other_sentinels=0)
     redis_class = redis.Redis if flavour == "sync" else redis.asyncio.Redis
     return manager.master_for(service, redis_class=redis_class, db=db, **options)
 
@@ -141,43 +149,40 @@ def _address(reply: Any) -> tuple[str, int] | None:
     return host, int(reply[1])
 
 
-def _sentinels(
-    flavour: Literal["sync", "async"],
-    watcher: SwitchWatcher | None,
-    addresses: list[tuple[str, int]],
-    asking: dict[str, Any],
-) -> Any:
-    """A redis-py ``Sentinel`` class whose master discovery prefers the address the watcher
-    heard announced (a sentinel asked right after a switch may not know of it yet), else
-    asks each sentinel in turn on a connection of its own, closed after: discovery runs
-    only when a connection is made, and a client kept open would belong to one event loop."""
+def _discovery(
+    watcher: SwitchWatcher | None, addresses: list[tuple[str, int]], asking: dict[str, Any]
+) -> Callable[[str], tuple[str, int]]:
+    """Master discovery that prefers the address the watcher heard announced (a sentinel
+    asked right after a switch may not know of it yet), else asks each sentinel in turn on a
+    connection of its own, closed after: it runs only when a connection is made."""
     from redis.sentinel import MasterNotFoundError
 
-    def announced() -> tuple[str, int] | None:
-        return None if watcher is None else watcher.announced()
+    def discover(service: str) -> tuple[str, int]:
+        known = None if watcher is None else watcher.announced()
+        if known is not None:
+            return known
+        for host, port in addresses:
+            try:
+                with redis.Redis(host=host, port=port, **asking) as sentinel:
+                    found = _address(sentinel.sentinel_get_master_addr_by_name(service))
+            except (redis.RedisError, OSError):
+                continue
+            if found is not None:
+                return found
+        raise MasterNotFoundError(f"no sentinel names a primary for {service!r}")
 
-    def missing(service: str) -> MasterNotFoundError:
-        return MasterNotFoundError(f"no sentinel names a primary for {service!r}")
+    return discover
 
+
+def _sentinels(flavour: Literal["sync", "async"], discover: Callable[[str], Any]) -> Any:
+    """A redis-py ``Sentinel`` class that finds the primary with ``discover``; the asyncio
+    one runs it in a worker thread (a kept sentinel client would belong to one event loop)."""
     if flavour == "sync":
         from redis.sentinel import Sentinel
 
         class Watched(Sentinel):
             def discover_master(self, service_name: str) -> Any:
-                known = announced()
-                if known is not None:
-                    return known
-                for host, port in addresses:
-                    try:
-                        with redis.Redis(host=host, port=port, **asking) as sentinel:
-                            found = _address(
-                                sentinel.sentinel_get_master_addr_by_name(service_name)
-                            )
-                    except (redis.RedisError, OSError):
-                        continue
-                    if found is not None:
-                        return found
-                raise missing(service_name)
+                return discover(service_name)
 
         return Watched
 
@@ -185,18 +190,6 @@ def _sentinels(
 
     class AsyncWatched(AsyncSentinel):
         async def discover_master(self, service_name: str) -> Any:
-            known = announced()
-            if known is not None:
-                return known
-            for host, port in addresses:
-                try:
-                    async with redis.asyncio.Redis(host=host, port=port, **asking) as sentinel:
-                        reply = await sentinel.sentinel_get_master_addr_by_name(service_name)
-                except (redis.RedisError, OSError):
-                    continue
-                found = _address(reply)
-                if found is not None:
-                    return found
-            raise missing(service_name)
+            return await asyncio.to_thread(discover, service_name)
 
     return AsyncWatched

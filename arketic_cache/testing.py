@@ -284,7 +284,7 @@ class SentinelTopology(_Started):
     def _settled(self) -> bool:
         try:
             for port, _ in self.sentinels:
-                with _sentinel_client(port, self.sentinel_password) as client:
+                with _admin(port, self.sentinel_password) as client:
                     client.sentinel_ckquorum(self.service)
                     replicas = client.sentinel_slaves(self.service)
                     if len(replicas) != 1 or replicas[0].get("master-link-status") != "ok":
@@ -311,7 +311,7 @@ class SentinelTopology(_Started):
 
     def primary_port_from(self, sentinel: int) -> int:
         """The port of the server sentinel number ``sentinel`` calls primary now."""
-        with _sentinel_client(self.sentinels[sentinel][0], self.sentinel_password) as client:
+        with _admin(self.sentinels[sentinel][0], self.sentinel_password) as client:
             return int(client.sentinel_get_master_addr_by_name(self.service)[1])
 
     def server_on(self, port: int) -> RedisServer:
@@ -333,7 +333,8 @@ class SentinelTopology(_Started):
         self.stop()
 
 
-def _sentinel_client(port: int, password: str) -> Any:
+def _admin(port: int, password: str) -> Any:
+    """A client of the harness' own node or sentinel on ``port``."""
     import redis
 
     return redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=2)
@@ -370,7 +371,7 @@ class ClusterTopology(_Started):
             node = RedisServer(self.executable, *args, password=self.password)
             self.nodes.append(node)
             node.start(cluster_port())
-        clients = [self._client(node) for node in self.nodes]
+        clients = [_admin(node.port, self.password) for node in self.nodes]
         try:
             per = 16384 // self.primaries
             for i, client in enumerate(clients[: self.primaries]):
@@ -391,11 +392,6 @@ class ClusterTopology(_Started):
             for client in clients:
                 client.close()
         return self
-
-    def _client(self, node: RedisServer) -> Any:
-        import redis
-
-        return redis.Redis(port=node.port, password=self.password, socket_timeout=2)
 
     def _wait(self, deadline: float, done: Any) -> None:
         while not done():

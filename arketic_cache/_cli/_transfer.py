@@ -60,7 +60,12 @@ class Read:
 
 
 def _server_ms(server: Server) -> int:
-    seconds, micros = server.client.time()
+    return _ms(server.client.time())
+
+
+def _ms(time_reply: Any) -> int:
+    """A TIME reply (seconds, microseconds) in milliseconds."""
+    seconds, micros = time_reply
     return int(seconds) * 1000 + int(micros) // 1000
 
 
@@ -78,7 +83,7 @@ def read_keys(server: Server, keys: Sequence[bytes], dump: bool) -> list[Read]:
                     pipe.type(key)
                     pipe.pttl(key)
                 head = pipe.execute()
-            now = int(head[0][0]) * 1000 + int(head[0][1]) // 1000
+            now = _ms(head[0])
             kinds = [(k, head[1 + 2 * i].decode(), head[2 + 2 * i]) for i, k in enumerate(pending)]
             live = [(k, t, p) for k, t, p in kinds if t != "none"]
             with server.client.pipeline(transaction=False) as pipe:
