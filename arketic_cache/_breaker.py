@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Literal
 
-__all__ = ["CircuitBreaker"]
+__all__ = ["CircuitBreaker", "NodeBreakers"]
 
 BreakerState = Literal["closed", "open", "half-open"]
 
@@ -76,4 +76,56 @@ class CircuitBreaker:
         if self._retry_at != 0.0 or recent:
             self._retry_at = now + self.cooldown
             return True
+        return False
+
+
+_WORST = {"closed": 0, "half-open": 1, "open": 2}
+
+
+class NodeBreakers(CircuitBreaker):
+    """A cluster's breakers, one per node: a node that fails is skipped while the others
+    serve their slots. As the connection's breaker it never skips a call itself (the node a
+    call is routed to decides); its ``state`` is the worst of the nodes'."""
+
+    __slots__ = ("_nodes",)
+
+    def __init__(
+        self, threshold: int = 3, cooldown: float = 2.0, clock: Callable[[], float] | None = None
+    ) -> None:
+        super().__init__(threshold, cooldown, clock)
+        self._nodes: dict[Hashable, CircuitBreaker] = {}
+
+    def of(self, node: Hashable) -> CircuitBreaker:
+        """The breaker of ``node`` (created closed on first use)."""
+        found = self._nodes.get(node)
+        if found is None:
+            found = self._nodes.setdefault(
+                node, CircuitBreaker(self.threshold, self.cooldown, self._clock, self.window)
+            )
+        return found
+
+    def states(self) -> dict[Hashable, BreakerState]:
+        """Every node's breaker state."""
+        return {node: breaker.state for node, breaker in list(self._nodes.items())}
+
+    @property
+    def is_closed(self) -> bool:
+        return True
+
+    @property
+    def state(self) -> BreakerState:
+        worst: BreakerState = "closed"
+        for state in self.states().values():
+            if _WORST[state] > _WORST[worst]:
+                worst = state
+        return worst
+
+    def allow(self) -> bool:
+        return True
+
+    def record_success(self) -> None:
+        """Nothing: successes are the nodes'."""
+
+    def record_failure(self) -> bool:
+        """Nothing: failures are the nodes'."""
         return False

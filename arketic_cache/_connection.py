@@ -15,6 +15,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, cast
+from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio
@@ -24,7 +25,9 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ._breaker import CircuitBreaker
+from ._breaker import CircuitBreaker, NodeBreakers
+from ._cluster import AsyncClusterDriver, ClusterState, SyncClusterDriver
+from ._core._cluster import RENDEZVOUS_SLOT
 from ._core._effects import Command, Flow
 from ._drive import AsyncDriver, BackendState, SyncDriver
 from ._exceptions import BackendError, ConfigurationError, NotInitializedError
@@ -146,6 +149,86 @@ def bytes_client(settings: RedisSettings) -> redis.Redis:
     return redis.Redis(connection_pool=redis.ConnectionPool.from_url(settings.url, **options))
 
 
+def _node_url(settings: RedisSettings) -> str:
+    """The redis:// URL the drivers' connections are made from (a cluster: its first seed;
+    each node's connection then takes its own host and port)."""
+    seeds = settings.cluster
+    if seeds is None:
+        return settings.url
+    parts = urlsplit(settings.url)
+    user = parts.netloc.rpartition("@")[0]
+    host, port = seeds[0]
+    scheme = "rediss" if settings.scheme == "rediss+cluster" else "redis"
+    netloc = f"{user}@" if user else ""
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{scheme}://{netloc}{host}:{port}/0{query}"
+
+
+def cluster_client(settings: RedisSettings, flavour: Literal["sync", "async"]) -> Any:
+    """redis-py's own cluster client of ``settings`` (for users' commands, and the CLI)."""
+    options = _client_options(settings, flavour)
+    options.pop("maint_notifications_config", None)
+    options.pop("retry", None)
+    assert settings.cluster is not None
+    if flavour == "sync":
+        from redis.cluster import ClusterNode, RedisCluster
+
+        seeds = [ClusterNode(host, port) for host, port in settings.cluster]  # type: ignore[no-untyped-call]
+        return RedisCluster(startup_nodes=seeds, **_url_options(settings), **options)
+    from redis.asyncio.cluster import ClusterNode as AsyncNode
+    from redis.asyncio.cluster import RedisCluster as AsyncCluster
+
+    nodes = [AsyncNode(host, port) for host, port in settings.cluster]
+    return AsyncCluster(startup_nodes=nodes, **_url_options(settings), **options)
+
+
+def _url_options(settings: RedisSettings) -> dict[str, Any]:
+    """What the URL adds to a cluster client: TLS, the user name, its query options."""
+    kwargs = redis.ConnectionPool.from_url(_node_url(settings)).connection_kwargs
+    extra = {k: v for k, v in kwargs.items() if k not in ("host", "port", "db")}
+    if settings.scheme == "rediss+cluster":
+        extra["ssl"] = True
+    return extra
+
+
+def cluster_bytes_clients(
+    settings: RedisSettings,
+) -> tuple[list[redis.Redis], tuple[int | None, ...]]:
+    """A bytes client (as ``bytes_client``) of every primary of a cluster, and which of them
+    serves each slot, from the first seed that answers ``CLUSTER SLOTS``.
+
+    Raises:
+        redis.RedisError: no seed answered.
+    """
+    from ._core._cluster import parse_slots
+
+    assert settings.cluster is not None
+    options = _client_options(settings, "sync")
+    options.update(decode_responses=False, protocol=2)
+    del options["encoding_errors"]
+    template = redis.ConnectionPool.from_url(_node_url(settings), **options)
+
+    def client_of(node: tuple[str, int]) -> redis.Redis:
+        kwargs = {**template.connection_kwargs, "host": node[0], "port": node[1]}
+        pool = redis.ConnectionPool(connection_class=template.connection_class, **kwargs)
+        return redis.Redis(connection_pool=pool)
+
+    failure: redis.RedisError | None = None
+    for seed in settings.cluster:
+        with client_of(seed) as asked:
+            try:
+                smap = parse_slots(asked.execute_command("CLUSTER", "SLOTS"), seed)
+            except redis.RedisError as exc:
+                failure = exc
+                continue
+        primaries = list(smap.primaries)
+        position = {node: i for i, node in enumerate(primaries)}
+        owners = tuple(None if o is None else position[o] for o in smap.owners)
+        return [client_of(node) for node in primaries], owners
+    assert failure is not None
+    raise failure
+
+
 class RedisConnection:
     """One Redis endpoint: lazily built sync and async clients sharing one breaker.
 
@@ -178,7 +261,14 @@ class RedisConnection:
         if settings.scheme == "memory":
             _require_memory_backend()
         self.settings = settings
-        breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown, clock)
+        seeds = settings.cluster
+        breaker = (CircuitBreaker if seeds is None else NodeBreakers)(
+            settings.breaker_threshold, settings.breaker_cooldown, clock
+        )
+        #: On a cluster: the slot map and the nodes' breakers, shared by both drivers.
+        self.cluster_state = (
+            None if seeds is None else ClusterState(seeds, cast(NodeBreakers, breaker))
+        )
         secrets = tuple(
             s.get_secret_value()
             for s in (settings.password, settings.ssl_password, settings.sentinel_password)
@@ -189,12 +279,14 @@ class RedisConnection:
             secrets,
             pool_size=settings.max_connections,
             pool_timeout=settings.pool_timeout,
-            tls_hint=settings.scheme == "redis",
+            tls_hint=settings.scheme in ("redis", "redis+cluster"),
             endpoint=settings.endpoint,
         )
         self._sync: SyncDriver | None = None
         self._async: AsyncDriver | None = None
         self._watcher: SwitchWatcher | None = None
+        self._user_clients: dict[str, Any] = {}  # a cluster's redis-py clients, for users
+        self._subscriber_turn = 0  # which cluster node the next subscriber connects to
         self._closing: list[Callable[[], None]] = []
         _live.add(self)
 
@@ -213,11 +305,9 @@ class RedisConnection:
 
     @property
     def cluster(self) -> bool:
-        """True for a Redis Cluster: multi-key flows then split their keys per slot.
-
-        Only standalone servers are supported so far; the flows are ready for both.
-        """
-        return False
+        """True for a Redis Cluster (``redis+cluster://``): multi-key flows then split their
+        keys per slot, and invalidations are always announced."""
+        return self.cluster_state is not None
 
     @property
     def backend(self) -> str:
@@ -229,7 +319,11 @@ class RedisConnection:
         """The blocking driver, created on first use."""
         if self._sync is None:
             self._watch()
-            self._sync = SyncDriver(self._new_sync_client(), self.state)
+            client = self._new_sync_client()
+            if self.cluster_state is not None:
+                self._sync = SyncClusterDriver(client, self.state, self.cluster_state)
+            else:
+                self._sync = SyncDriver(client, self.state)
         return self._sync
 
     @property
@@ -237,7 +331,11 @@ class RedisConnection:
         """The asyncio driver, created on first use (it binds to the running event loop)."""
         if self._async is None:
             self._watch()
-            self._async = AsyncDriver(self._new_async_client(), self.state)
+            client = self._new_async_client()
+            if self.cluster_state is not None:
+                self._async = AsyncClusterDriver(client, self.state, self.cluster_state)
+            else:
+                self._async = AsyncDriver(client, self.state)
         return self._async
 
     def _watch(self) -> None:
@@ -248,13 +346,25 @@ class RedisConnection:
 
     @property
     def sync_client(self) -> redis.Redis:
-        """The blocking redis-py client (responses decoded as UTF-8)."""
+        """The blocking redis-py client (responses decoded as UTF-8); on a cluster, a
+        ``redis.cluster.RedisCluster`` (which connects to the cluster when made)."""
+        if self.cluster_state is not None:
+            return cast(redis.Redis, self._cluster_client("sync"))
         return self.sync_driver.client
 
     @property
     def client(self) -> redis.asyncio.Redis:
-        """The asyncio redis-py client (responses decoded as UTF-8)."""
+        """The asyncio redis-py client (responses decoded as UTF-8); on a cluster, a
+        ``redis.asyncio.cluster.RedisCluster``."""
+        if self.cluster_state is not None:
+            return cast(redis.asyncio.Redis, self._cluster_client("async"))
         return self.async_driver.client
+
+    def _cluster_client(self, flavour: Literal["sync", "async"]) -> Any:
+        found = self._user_clients.get(flavour)
+        if found is None:
+            found = self._user_clients[flavour] = cluster_client(self.settings, flavour)
+        return found
 
     def _new_sync_client(self) -> redis.Redis:
         options = _client_options(self.settings, "sync")
@@ -264,7 +374,7 @@ class RedisConnection:
             return fakeredis.FakeRedis(server=_memory_server(self.settings.url), **options)
         if self.settings.sentinel is not None:
             return cast(redis.Redis, sentinel_client(self.settings, options, "sync", self._watcher))
-        pool = redis.ConnectionPool.from_url(self.settings.url, **options)
+        pool = redis.ConnectionPool.from_url(_node_url(self.settings), **options)
         return redis.Redis(connection_pool=pool)
 
     def _new_async_client(self) -> redis.asyncio.Redis:
@@ -276,7 +386,7 @@ class RedisConnection:
         if self.settings.sentinel is not None:
             client = sentinel_client(self.settings, options, "async", self._watcher)
             return cast(redis.asyncio.Redis, client)
-        pool = redis.asyncio.ConnectionPool.from_url(self.settings.url, **options)
+        pool = redis.asyncio.ConnectionPool.from_url(_node_url(self.settings), **options)
         return redis.asyncio.Redis(connection_pool=pool)
 
     def subscriber_connection(self) -> redis.connection.AbstractConnection:
@@ -287,19 +397,45 @@ class RedisConnection:
         message of a subscribed connection.
         """
         pool = self.sync_driver.client.connection_pool
-        options = {**pool.connection_kwargs, "health_check_interval": 0}
-        if self.settings.scheme != "memory":
-            options["socket_timeout"] = self.settings.listener_ping_timeout
-        conn: redis.connection.AbstractConnection = pool.connection_class(**options)
+        conn: redis.connection.AbstractConnection = pool.connection_class(
+            **self._subscriber_options(pool, load_map=True)
+        )
         return conn
 
     def async_subscriber_connection(self) -> redis.asyncio.connection.AbstractConnection:
         """As ``subscriber_connection``, for an asyncio subscriber on the running loop."""
         pool = self.async_driver.client.connection_pool
+        return pool.connection_class(**self._subscriber_options(pool, load_map=False))
+
+    async def async_subscriber_connection_placed(
+        self,
+    ) -> redis.asyncio.connection.AbstractConnection:
+        """As ``async_subscriber_connection``; on a cluster the slot map is read first (so
+        the subscriber meets the publishers on the rendezvous node)."""
+        driver = self.async_driver
+        if isinstance(driver, AsyncClusterDriver):
+            await driver.load_map()
+        return self.async_subscriber_connection()
+
+    def _subscriber_options(self, pool: Any, load_map: bool) -> dict[str, Any]:
         options = {**pool.connection_kwargs, "health_check_interval": 0}
         if self.settings.scheme != "memory":
             options["socket_timeout"] = self.settings.listener_ping_timeout
-        return pool.connection_class(**options)
+        state = self.cluster_state
+        if state is not None:
+            # Every process meets on the primary of one slot (RENDEZVOUS_SLOT), where PUBLISH
+            # goes too; while the map is unknown (no node answered, or an asyncio subscriber
+            # before any call, which must not block its loop), the nodes in turn.
+            driver = self.sync_driver
+            if load_map and isinstance(driver, SyncClusterDriver):
+                driver.load_map()
+            if state.map is not None and state.map.owners[RENDEZVOUS_SLOT] is not None:
+                options["host"], options["port"] = state.node_for(RENDEZVOUS_SLOT)
+            else:
+                nodes = state.candidates()
+                self._subscriber_turn += 1
+                options["host"], options["port"] = nodes[self._subscriber_turn % len(nodes)]
+        return options
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` when this connection is closed (listeners stop with it)."""
@@ -326,6 +462,9 @@ class RedisConnection:
             driver.close()
             driver.client.close()
             driver.client.connection_pool.disconnect()
+        user = self._user_clients.pop("sync", None)
+        if user is not None:
+            user.close()
 
     async def aclose(self) -> None:
         """Close both clients' connections."""
@@ -335,6 +474,9 @@ class RedisConnection:
             await driver.aclose()
             await driver.client.aclose()
             await driver.client.connection_pool.disconnect()
+        user = self._user_clients.pop("async", None)
+        if user is not None:
+            await user.aclose()
 
 
 def _ping() -> Flow[bool]:

@@ -18,9 +18,12 @@ from typing import Any, Protocol, TypeVar, cast
 import redis
 import redis.asyncio
 from redis.exceptions import (
+    ClusterDownError,
     MaxConnectionsError,
+    ReadOnlyError,
     RedisClusterException,
     ResponseError,
+    TryAgainError,
 )
 
 from ._breaker import CircuitBreaker
@@ -47,8 +50,10 @@ from ._wire import (
 
 __all__ = [
     "FAILURE_KINDS",
+    "REDIS_ERRORS",
     "AsyncDriver",
     "BackendState",
+    "Skipped",
     "SyncDriver",
     "Tracing",
     "error_code",
@@ -61,6 +66,12 @@ T = TypeVar("T")
 
 
 logger = logging.getLogger("arketic_cache")
+
+
+class Skipped(Exception):
+    """Raised inside a flow's run when its call is kept from Redis (a cluster node's open
+    breaker): the run short-circuits."""
+
 
 #: What a Redis call can raise. RedisClusterException is not a RedisError; OSError covers
 #: socket errors that escape redis-py and asyncio's TimeoutError.
@@ -179,6 +190,18 @@ class BackendState:
         }
 
 
+#: Failures that mean "not now" rather than "no": the server is gone, or is not (yet) the
+#: one to ask (a demoted primary answering READONLY, a cluster between owners of a slot).
+_UNAVAILABLE = (
+    redis.ConnectionError,
+    RedisClusterException,
+    OSError,
+    ReadOnlyError,
+    ClusterDownError,
+    TryAgainError,
+)
+
+
 def map_error(exc: BaseException, state: BackendState) -> BackendError:
     """Translate a redis-py or socket exception into our hierarchy, with secrets removed."""
     message = state.redact(f"{type(exc).__name__}: {exc}")
@@ -186,7 +209,7 @@ def map_error(exc: BaseException, state: BackendState) -> BackendError:
         return PoolExhausted(message)
     if isinstance(exc, redis.TimeoutError | TimeoutError):
         return BackendTimeout(message)
-    if isinstance(exc, redis.ConnectionError | RedisClusterException | OSError):
+    if isinstance(exc, _UNAVAILABLE):
         if state.tls_hint and "reset by peer" in message:
             message += " (if this port speaks TLS, use a rediss:// URL)"
         return BackendUnavailable(message)
@@ -241,24 +264,34 @@ class _Driver:
         """Drop every connection without closing it (a forked child's are its parent's)."""
         raise NotImplementedError
 
+    def _breaker_of(self, conn: Any, exc: BaseException) -> CircuitBreaker | None:
+        """The breaker a failure on ``conn`` counts on (None: the connection's)."""
+        return None
+
     def _renew(self) -> None:
         """The server changed: every connection made so far reconnects before its next use."""
         self._epoch = self.state.epoch
         self._stale = {*self._made, *([self._probe] if self._probe is not None else [])}
 
     def _record(
-        self, exc: BaseException, effect: Effect | None = None, strict: bool = False
+        self,
+        exc: BaseException,
+        effect: Effect | None = None,
+        strict: bool = False,
+        breaker: CircuitBreaker | None = None,
     ) -> BackendError:
+        """Count a failure; ``breaker`` is the one to tell (default: the connection's)."""
         state = self.state
         error = map_error(exc, state)
+        breaker = state.breaker if breaker is None else breaker
         opened = False
         if isinstance(error, BackendResponseError):
-            state.breaker.record_success()  # Redis answered: the link itself is fine
+            breaker.record_success()  # Redis answered: the link itself is fine
             if kind_of(error) == "wrong_type":
                 self._wrong_type(error, effect)
                 return error
         elif not isinstance(error, PoolExhausted):  # busy, not broken: the breaker is not told
-            opened = state.breaker.record_failure()
+            opened = breaker.record_failure()
             state.last_failure = error
         self._count(error, opened, strict)
         return error
@@ -315,9 +348,15 @@ class _Driver:
         return reply
 
     def _failed(
-        self, exc: BaseException, flow: Flow[T], fallback: T, strict: bool, effect: Effect | None
+        self,
+        exc: BaseException,
+        flow: Flow[T],
+        fallback: T,
+        strict: bool,
+        effect: Effect | None,
+        breaker: CircuitBreaker | None = None,
     ) -> T:
-        error = self._record(exc, effect, strict)
+        error = self._record(exc, effect, strict, breaker)
         failed = getattr(flow, "failed", None)  # a traced flow records why it ended
         if failed is not None:
             failed(error)
@@ -442,6 +481,13 @@ class SyncDriver(_Driver):
             slots.put(None)
             flow.close()
             return self._short_circuit(fallback, strict)
+        try:
+            return self._serve(flow, fallback, strict)
+        finally:
+            slots.put(None)
+
+    def _serve(self, flow: Flow[T], fallback: T, strict: bool) -> T:
+        """Run an admitted flow on a connection of the pool."""
         if self._epoch != self.state.epoch:
             self._renew()
         idle = self._idle
@@ -458,9 +504,9 @@ class SyncDriver(_Driver):
             return self._drive(conn, flow, fallback, strict)
         finally:
             idle.append(conn)
-            slots.put(None)
 
-    def _drive(self, conn: SyncConnection, flow: Flow[T], fallback: T, strict: bool) -> T:
+    def _drive(self, conn: Any, flow: Flow[T], fallback: T, strict: bool) -> T:
+        """Run ``flow`` on ``conn`` (a connection; a cluster driver's routing state)."""
         reply: Any = None
         effect: Effect | None = None
         checked = False
@@ -468,7 +514,7 @@ class SyncDriver(_Driver):
             while True:
                 effect = flow.send(reply)
                 if not checked:
-                    ready(conn)
+                    self._ready(conn)
                     checked = True
                 try:
                     reply = self._execute(conn, effect)
@@ -479,10 +525,16 @@ class SyncDriver(_Driver):
         except StopIteration as stop:
             self._succeeded()
             return stop.value  # type: ignore[no-any-return]
+        except Skipped:
+            flow.close()
+            return self._short_circuit(fallback, strict)
         except REDIS_ERRORS as exc:
-            return self._failed(exc, flow, fallback, strict, effect)
+            return self._failed(exc, flow, fallback, strict, effect, self._breaker_of(conn, exc))
 
-    def _execute(self, conn: SyncConnection, effect: Effect) -> Any:
+    def _ready(self, conn: Any) -> None:
+        ready(conn)
+
+    def _execute(self, conn: Any, effect: Effect) -> Any:
         return self._tolerate_all(effect, execute(conn, effect, self._callbacks))
 
 
@@ -583,6 +635,13 @@ class AsyncDriver(_Driver):
                 return self._short_circuit(fallback, strict)
         else:
             await slots.acquire()  # free: returns at once
+        try:
+            return await self._serve(flow, fallback, strict)
+        finally:
+            slots.release()
+
+    async def _serve(self, flow: Flow[T], fallback: T, strict: bool) -> T:
+        """Run an admitted flow on a connection of the pool."""
         if self._epoch != self.state.epoch:
             self._renew()
         idle = self._idle
@@ -598,9 +657,9 @@ class AsyncDriver(_Driver):
             return await self._drive(conn, flow, fallback, strict)
         finally:
             idle.append(conn)
-            slots.release()
 
-    async def _drive(self, conn: AsyncConnection, flow: Flow[T], fallback: T, strict: bool) -> T:
+    async def _drive(self, conn: Any, flow: Flow[T], fallback: T, strict: bool) -> T:
+        """As ``SyncDriver._drive``."""
         reply: Any = None
         effect: Effect | None = None
         checked = False
@@ -608,7 +667,7 @@ class AsyncDriver(_Driver):
             while True:
                 effect = flow.send(reply)
                 if not checked:
-                    await aready(conn)
+                    await self._ready(conn)
                     checked = True
                 try:
                     reply = await self._execute(conn, effect)
@@ -619,8 +678,14 @@ class AsyncDriver(_Driver):
         except StopIteration as stop:
             self._succeeded()
             return stop.value  # type: ignore[no-any-return]
+        except Skipped:
+            flow.close()
+            return self._short_circuit(fallback, strict)
         except REDIS_ERRORS as exc:
-            return self._failed(exc, flow, fallback, strict, effect)
+            return self._failed(exc, flow, fallback, strict, effect, self._breaker_of(conn, exc))
 
-    async def _execute(self, conn: AsyncConnection, effect: Effect) -> Any:
+    async def _ready(self, conn: Any) -> None:
+        await aready(conn)
+
+    async def _execute(self, conn: Any, effect: Effect) -> Any:
         return self._tolerate_all(effect, await aexecute(conn, effect, self._callbacks))

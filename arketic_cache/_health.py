@@ -19,10 +19,14 @@ from ._core._health import (
     HealthCheck,
     HealthReport,
     HealthThresholds,
+    NodeHealth,
     breaker_check,
     clients_check,
+    cluster_check,
     connection_check,
     failed_connection,
+    fullest,
+    gather_cluster,
     gather_server,
     hit_rate_check,
     memory_check,
@@ -54,6 +58,18 @@ def _failure(conn: _connection.RedisConnection, exc: BackendError) -> HealthChec
     return failed_connection(cause, str(exc), conn.settings.socket_timeout)
 
 
+#: What ``gather_cluster`` found.
+Cluster = tuple[list[NodeHealth], list[Mapping[str, Any]], dict[str, str] | None]
+
+
+def _on_cluster(cluster: Cluster) -> tuple[Server, HealthCheck]:
+    """The fullest primary's INFO (what the per-server verdicts judge) and the cluster's."""
+    nodes, infos, info = cluster
+    fullest_info = fullest(infos)
+    why = None if fullest_info is not None else "was not read: no primary answered"
+    return (fullest_info, why), cluster_check(nodes, info)
+
+
 def _assemble(
     conn: _connection.RedisConnection,
     connection: HealthCheck,
@@ -61,6 +77,7 @@ def _assemble(
     thresholds: HealthThresholds | None,
     started: float,
     checked_at: datetime,
+    cluster: HealthCheck | None = None,
 ) -> HealthReport:
     limits = thresholds or HealthThresholds()
     why: str | None
@@ -81,6 +98,8 @@ def _assemble(
         "clients": clients_check(info, why),
         "breaker": breaker_check(conn.state.breaker.state, counters),
     }
+    if cluster is not None:
+        checks["cluster"] = cluster
     spec_info = None if server is None else describe_info(info, counters)
     return HealthReport.build(
         checks,
@@ -105,14 +124,18 @@ async def health_report(
     conn = connection or _connection.current_connection()
     driver = conn.async_driver
     checked_at, started = datetime.now(UTC), time.perf_counter()
+    cluster = None
     try:
         await driver.probe(_ping())
         rtt = time.perf_counter() - started
-        server: Server | None = await driver.probe(gather_server())
+        if conn.cluster:
+            server, cluster = _on_cluster(await driver.probe(gather_cluster()))
+        else:
+            server = await driver.probe(gather_server())
         link = connection_check(rtt)
     except BackendError as exc:
         server, link = None, _failure(conn, exc)
-    return _assemble(conn, link, server, thresholds, started, checked_at)
+    return _assemble(conn, link, server, thresholds, started, checked_at, cluster)
 
 
 def health_report_sync(
@@ -124,14 +147,18 @@ def health_report_sync(
     conn = connection or _connection.current_connection()
     driver = conn.sync_driver
     checked_at, started = datetime.now(UTC), time.perf_counter()
+    cluster = None
     try:
         driver.probe(_ping())
         rtt = time.perf_counter() - started
-        server: Server | None = driver.probe(gather_server())
+        if conn.cluster:
+            server, cluster = _on_cluster(driver.probe(gather_cluster()))
+        else:
+            server = driver.probe(gather_server())
         link = connection_check(rtt)
     except BackendError as exc:
         server, link = None, _failure(conn, exc)
-    return _assemble(conn, link, server, thresholds, started, checked_at)
+    return _assemble(conn, link, server, thresholds, started, checked_at, cluster)
 
 
 async def check_redis_health(

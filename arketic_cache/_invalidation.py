@@ -7,7 +7,8 @@ Modes, best first (``cache_info().coherence`` and ``get_info()["coherence"]`` re
   so a write, delete, expiry, eviction or flush by *any* client (redis-cli, another service, a
   script) evicts the L1 copies in every process. RESP2 receives these as messages on
   ``__redis__:invalidate`` (which needs permission to subscribe to it), RESP3 as push frames.
-* ``announce``: where tracking is unavailable (fakeredis, an ACL without CLIENT), ``@cached``'s
+* ``announce``: where tracking is unavailable (fakeredis, an ACL without CLIENT, a Redis
+  Cluster, whose nodes each track only their own slots), ``@cached``'s
   own writes and invalidations are published on an announce channel by the script that makes
   them. Writes by other clients are not seen: only the L1 TTL bounds them.
 * ``none``: no listener is subscribed (not yet, the server is gone or frozen, permission was
@@ -77,6 +78,9 @@ class Coherence:
         self.channel = settings.key_prefix + ANNOUNCE_CHANNEL
         self.grace = settings.coherence_grace
         self.origin = uuid.uuid4().hex
+        #: On a cluster, tracking is per node and PUBSUB NUMSUB counts one node's subscribers:
+        #: invalidations are always announced, and always published.
+        self.cluster = conn.cluster
         self.mode = "none"
         self.subscribed = threading.Event()
         self._changed = threading.Condition()
@@ -181,7 +185,10 @@ class Coherence:
 
     @property
     def own_listeners(self) -> int:
-        """How many of the announce channel's subscribers are this connection's (0 or 1)."""
+        """How many of the announce channel's subscribers are this connection's (0 or 1);
+        -1 on a cluster, where the scripts cannot count them (so they always publish)."""
+        if self.cluster:
+            return -1
         return 1 if self.mode == "announce" else 0
 
     def stop(self) -> None:
@@ -198,6 +205,8 @@ class Coherence:
     def topics(self) -> Topics:
         with self._lock:
             prefixes = frozenset(self._prefixes)
+        if self.cluster:
+            return Topics(fallback=frozenset({self.channel}))
         return Topics(tracking=prefixes, fallback=frozenset({self.channel}))
 
     def on_subscribed(self, result: Subscribed, gapless: bool) -> None:

@@ -332,7 +332,7 @@ class _AsyncHub(_Hub):
         settings = conn.settings
         ref = weakref.ref(conn)
         self.subscriber = SubscriberTask(
-            lambda: _dereference(ref).async_subscriber_connection(),
+            lambda: _dereference(ref).async_subscriber_connection_placed(),
             self,
             ping_interval=settings.listener_ping_interval,
             ping_timeout=settings.listener_ping_timeout,

@@ -144,6 +144,8 @@ class _LimiterBase(Shell):
         if type(cost) is not int or cost < 1:
             raise InvalidInputError(f"a cost is a positive int, not {cost!r}")
         base = self._key(key)
+        if len(plan.suffixes) > 1 and self.connection.cluster:
+            base = f"{{{base}}}"  # one hash tag: a script's keys stay in one cluster slot
         keys = tuple(base + suffix for suffix in plan.suffixes)
         if cost > plan.tightest.limit:
             return keys, plan, too_costly(plan, cost)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from ._core import _session as flows
 from ._core._effects import Flow
 from ._core._session import (
     MIN_ID_LENGTH,
+    TAG_LENGTH,
     SessionData,
     SessionStats,
     UserSession,
@@ -32,6 +34,10 @@ from ._core._session import (
     lookup_handle,
     new_family,
     new_secret,
+    slot_prefix,
+    tag_of,
+    tagged,
+    user_tag,
 )
 from ._counters import track
 from ._exceptions import ConfigurationError, InvalidInputError
@@ -137,7 +143,7 @@ class _SessionBase(Shell):
         self._session_stats = SessionStats()
         track(self, "session", self._metric_name(), self._session_stats)
         # Rendered index keys by user id: rendering validates through pydantic (microseconds).
-        self._indexes: dict[tuple[Id, str], tuple[str, str]] = {}
+        self._indexes: dict[tuple[Id, str, bool], tuple[str, str, str]] = {}
 
     def _track(self) -> None:
         """Its session events are tracked (``_session_stats``), not lookups."""
@@ -149,101 +155,152 @@ class _SessionBase(Shell):
         self._bind()
         return self._prefix + "session:"
 
-    def _key(self, handle: str) -> str:
-        return self._sessions + handle
+    def _place(self, secret: str, handle: str) -> str:
+        """The session prefix of the keys a presented id or token names: on a cluster, that
+        of the slot its tag names (every key of a user's sessions shares one slot)."""
+        sessions = self._sessions
+        if not self._bind().cluster:
+            return sessions
+        return slot_prefix(sessions, tag_of(secret, handle))
 
-    def _index(self, user_id: Id) -> tuple[str, str]:
-        """The user's index key, and its JSON form (rendered once per user id and prefix)."""
+    def _index(self, user_id: Id) -> tuple[str, str, str]:
+        """The user's index key, its JSON form and the session prefix of its slot (rendered
+        once per user id and prefix)."""
         if type(user_id) not in (str, int) or user_id == "":
             raise InvalidInputError(f"a user id is a non-empty str or an int, not {user_id!r}")
-        self._bind()  # first: the prefix comes from the connection's settings
+        sessions = self._sessions  # first: the prefix comes from the connection's settings
         indexes = self._indexes
-        index = indexes.get((user_id, self._prefix))
+        cluster = self._bind().cluster
+        index = indexes.get((user_id, sessions, cluster))
         if index is None:
             if len(indexes) >= 4096:
                 indexes.clear()
-            name = self._prefix + SessionUserKey(user_id=user_id).render()
-            index = indexes[user_id, self._prefix] = (name, index_json(name))
+            name = str(SessionUserKey(user_id=user_id).render())
+            if cluster:
+                at = slot_prefix(sessions, user_tag(str(user_id)))
+                name = at + name.removeprefix("session:")  # session:{tttt}:user:{id}
+            else:
+                at, name = sessions, self._prefix + name
+            index = indexes[user_id, sessions, cluster] = (name, index_json(name), at)
         return index
+
+    def _index_tag(self, user_id: str | None) -> str:
+        """The tag of a new id: its user's, or a random one (a session without a user)."""
+        return user_tag(user_id) if user_id is not None else secrets.token_hex(TAG_LENGTH // 2)
+
+    def _at(self, secret: str) -> tuple[str, str] | None:
+        """(session prefix, handle) of a presented id, or None if it cannot be one."""
+        handle = lookup_handle(secret, self.min_id_length)
+        return None if handle is None else (self._place(secret, handle), handle)
+
+    def _fresh(self, like: str | None = None, user_id: str | None = None) -> str:
+        """A fresh id or token; on a cluster tagged as ``like`` (an id of the same session)
+        or as ``user_id``'s sessions."""
+        secret = new_secret()
+        if not self._bind().cluster:
+            return secret
+        tag = tag_of(like, handle_of(like)) if like is not None else self._index_tag(user_id)
+        return tagged(tag, secret)
 
     def _now(self) -> int | None:
         return None if self._clock is None else self._clock()
 
     # -- flows with their arguments checked ------------------------------------------------------
-    def _create(self, handle: str, data: Any) -> Flow[bool]:
-        text, user_id = encode_data(data, self.max_data_bytes)
-        index = None if user_id is None else self._index(user_id)
+    def _create(self, secret: str, data: Any, encoded: tuple[bytes, str | None]) -> Flow[bool]:
+        text, user_id = encoded
+        handle = handle_of(secret)
+        at = self._place(secret, handle)
+        index = None
+        if user_id is not None:
+            name, json_name, index_at = self._index(user_id)
+            if index_at != at:
+                raise InvalidInputError(
+                    "on a Redis Cluster a user's session id names the user's slot: let "
+                    "new_session() draw it, or start it with session_id_prefix(user_id)"
+                )
+            index = (name, json_name)
         return flows.create(
-            self._key(handle),
+            at + handle,
             handle,
             text,
             index,
             self._ttl_ms,
             self._lifetime_ms,
-            self._sessions,
+            at,
             self._now(),
             self._session_stats,
         )
 
-    def _read(self, handle: str) -> Flow[dict[str, Any] | None]:
-        key, stats = self._key(handle), self._session_stats
-        if self.sliding:
-            return flows.touch(key, handle, self._ttl_ms, self._sessions, self._now(), stats)
-        return flows.read(key, handle, self._sessions, stats)
+    def session_id_prefix(self, user_id: Id) -> str:
+        """What a caller-chosen id of ``user_id``'s session must start with: on a Redis
+        Cluster the tag of the user's slot (``"tttt."``), elsewhere nothing."""
+        if not self._bind().cluster:
+            return ""
+        self._index(user_id)  # validates the user id
+        return tagged(user_tag(str(user_id)), "")
 
-    def _update(self, handle: str, data: Any) -> Flow[bool]:
+    def _read(self, at: str, handle: str) -> Flow[dict[str, Any] | None]:
+        key, stats = at + handle, self._session_stats
+        if self.sliding:
+            return flows.touch(key, handle, self._ttl_ms, at, self._now(), stats)
+        return flows.read(key, handle, at, stats)
+
+    def _update(self, at: str, handle: str, data: Any) -> Flow[bool]:
         encode_data(data, self.max_data_bytes)  # refuse what cannot be stored before any I/O
-        key = self._key(handle)
-        return flows.update(key, data, self.max_data_bytes, self._sessions, self._session_stats)
+        return flows.update(at + handle, data, self.max_data_bytes, at, self._session_stats)
 
     def _list(self, user_id: Id) -> Flow[list[UserSession]]:
-        index = self._index(user_id)[0]
-        return flows.sessions_of(index, self._sessions, self._now(), self._session_stats)
+        index, _, at = self._index(user_id)
+        label = at[len(self._sessions) + 1 : -2] + "." if self._bind().cluster else ""
+        return flows.sessions_of(index, at, self._now(), self._session_stats, label)
 
     def _logout(self, user_id: Id) -> Flow[int]:
-        index = self._index(user_id)[0]
-        return flows.logout(index, self._sessions, self._now(), self._session_stats)
+        index, _, at = self._index(user_id)
+        return flows.logout(index, at, self._now(), self._session_stats)
 
-    def _delete(self, handle: str) -> Flow[bool]:
-        return flows.delete(self._key(handle), handle, self._sessions, self._session_stats)
+    def _delete(self, at: str, handle: str) -> Flow[bool]:
+        return flows.delete(at + handle, handle, at, self._session_stats)
 
-    def _extend(self, handle: str) -> Flow[bool]:
-        return flows.extend(self._key(handle), handle, self._ttl_ms, self._sessions, self._now())
+    def _extend(self, at: str, handle: str) -> Flow[bool]:
+        return flows.extend(at + handle, handle, self._ttl_ms, at, self._now())
 
     def _new(self, data: Any) -> Flow[str | None]:
-        session_id = new_secret()
-        return _then(self._create(handle_of(session_id), data), session_id)
+        encoded = encode_data(data, self.max_data_bytes)
+        session_id = self._fresh(user_id=encoded[1])
+        return _then(self._create(session_id, data, encoded), session_id)
 
     def _rotation(self, session_id: str) -> Flow[str | None] | None:
-        handle = lookup_handle(session_id, self.min_id_length)
-        if handle is None:
+        found = self._at(session_id)
+        if found is None:
             return None
-        new_id = new_secret()
+        at, handle = found
+        new_id = self._fresh(like=session_id)
         new_handle = handle_of(new_id)
         flow = flows.rotate(
-            self._key(handle),
+            at + handle,
             handle,
-            self._key(new_handle),
+            at + new_handle,
             new_handle,
             self._ttl_ms,
-            self._sessions,
+            at,
             self._now(),
             self._session_stats,
         )
         return _then(flow, new_id)
 
     def _issuing(self, session_id: str) -> Flow[str | None] | None:
-        handle = lookup_handle(session_id, self.min_id_length)
-        if handle is None:
+        found = self._at(session_id)
+        if found is None:
             return None
-        token = new_secret()
+        at, handle = found
+        token = self._fresh(like=session_id)
         flow = flows.issue(
-            self._key(handle),
+            at + handle,
             handle,
             handle_of(token),
             new_family(),
             self._refresh_ttl_ms,
-            self._sessions,
+            at,
             self._now(),
         )
         return _then(flow, token)
@@ -252,25 +309,31 @@ class _SessionBase(Shell):
         token_handle = lookup_handle(refresh_token)
         if token_handle is None:
             return None
-        new_id, new_token = new_secret(), new_secret()
+        at = self._place(refresh_token, token_handle)
+        new_id, new_token = self._fresh(like=refresh_token), self._fresh(like=refresh_token)
         flow = flows.refresh(
-            self._sessions + "refresh:" + token_handle,
+            at + "refresh:" + token_handle,
             handle_of(new_id),
             handle_of(new_token),
             self._ttl_ms,
             self._lifetime_ms,
             self._refresh_ttl_ms,
-            self._sessions,
+            at,
             self._now(),
             self._session_stats,
         )
         return _then(flow, (new_id, new_token))
 
-    @staticmethod
-    def _handle(handle: Any) -> str:
-        if type(handle) is not str or not _HANDLE.fullmatch(handle):
-            raise InvalidInputError("a session handle is the 64 hex digits get_user_sessions gave")
-        return handle
+    def _handle(self, handle: Any) -> tuple[str, str]:
+        """(session prefix, hash) of a handle ``get_user_sessions`` gave (on a cluster it
+        starts with the slot's tag)."""
+        if type(handle) is str and self._bind().cluster:
+            tag, dot, digest = handle.partition(".")
+            if dot and _HANDLE.fullmatch(digest) and tag_of(handle, digest) == tag:
+                return slot_prefix(self._sessions, tag), digest
+        elif type(handle) is str and _HANDLE.fullmatch(handle):
+            return self._sessions, handle
+        raise InvalidInputError("a session handle is what get_user_sessions gave (hex digits)")
 
     def _typed(self, data: dict[str, Any] | None) -> SessionData | None:
         if data is None:
@@ -304,7 +367,8 @@ class SyncRedisSessionManager(_SessionBase, SyncShell):
             InvalidInputError: the id is not a str of ``min_id_length`` to 512 characters.
             SerializationError: the data is not a JSON object or is too large.
         """
-        flow = self._create(check_new_id(session_id, self.min_id_length), data)
+        check_new_id(session_id, self.min_id_length)
+        flow = self._create(session_id, data, encode_data(data, self.max_data_bytes))
         return self._run(flow, False)
 
     def new_session(self, data: Mapping[str, Any] | SessionData) -> str | None:
@@ -313,8 +377,8 @@ class SyncRedisSessionManager(_SessionBase, SyncShell):
 
     def get_session(self, session_id: str) -> dict[str, Any] | None:
         """The session's data, or None (unknown, expired, corrupt, or Redis failed)."""
-        handle = lookup_handle(session_id, self.min_id_length)
-        return None if handle is None else self._run(self._read(handle), None)
+        found = self._at(session_id)
+        return None if found is None else self._run(self._read(*found), None)
 
     def get_session_data(self, session_id: str) -> SessionData | None:
         """``get_session`` as a ``SessionData``."""
@@ -322,18 +386,18 @@ class SyncRedisSessionManager(_SessionBase, SyncShell):
 
     def update_session(self, session_id: str, data: Mapping[str, Any]) -> bool:
         """Merge ``data`` into the session's top-level keys, atomically; False if none."""
-        handle = lookup_handle(session_id, self.min_id_length)
-        return handle is not None and self._run(self._update(handle, data), False)
+        found = self._at(session_id)
+        return found is not None and self._run(self._update(*found, data), False)
 
     def delete_session(self, session_id: str) -> bool:
         """End the session (and its refresh tokens); False if there was none."""
-        handle = lookup_handle(session_id, self.min_id_length)
-        return handle is not None and self._run(self._delete(handle), False)
+        found = self._at(session_id)
+        return found is not None and self._run(self._delete(*found), False)
 
     def extend_session(self, session_id: str) -> bool:
         """Restart the idle TTL (never past ``max_lifetime``); False if there is no session."""
-        handle = lookup_handle(session_id, self.min_id_length)
-        return handle is not None and self._run(self._extend(handle), False)
+        found = self._at(session_id)
+        return found is not None and self._run(self._extend(*found), False)
 
     def rotate_session(self, session_id: str) -> str | None:
         """Move the session to a fresh id, atomically, and return it; the old id dies.
@@ -353,7 +417,7 @@ class SyncRedisSessionManager(_SessionBase, SyncShell):
 
     def revoke_session(self, handle: str) -> bool:
         """End a session by its handle (from ``get_user_sessions``)."""
-        return self._run(self._delete(self._handle(handle)), False)
+        return self._run(self._delete(*self._handle(handle)), False)
 
     def issue_refresh_token(self, session_id: str) -> str | None:
         """A refresh token (256 bits) for the session, replacing any earlier one; None if
@@ -381,7 +445,8 @@ class RedisSessionManager(_SessionBase, AsyncShell):
             InvalidInputError: the id is not a str of ``min_id_length`` to 512 characters.
             SerializationError: the data is not a JSON object or is too large.
         """
-        flow = self._create(check_new_id(session_id, self.min_id_length), data)
+        check_new_id(session_id, self.min_id_length)
+        flow = self._create(session_id, data, encode_data(data, self.max_data_bytes))
         return await self._run(flow, False)
 
     async def new_session(self, data: Mapping[str, Any] | SessionData) -> str | None:
@@ -390,8 +455,8 @@ class RedisSessionManager(_SessionBase, AsyncShell):
 
     async def get_session(self, session_id: str) -> dict[str, Any] | None:
         """The session's data, or None (unknown, expired, corrupt, or Redis failed)."""
-        handle = lookup_handle(session_id, self.min_id_length)
-        return None if handle is None else await self._run(self._read(handle), None)
+        found = self._at(session_id)
+        return None if found is None else await self._run(self._read(*found), None)
 
     async def get_session_data(self, session_id: str) -> SessionData | None:
         """``get_session`` as a ``SessionData``."""
@@ -399,18 +464,18 @@ class RedisSessionManager(_SessionBase, AsyncShell):
 
     async def update_session(self, session_id: str, data: Mapping[str, Any]) -> bool:
         """Merge ``data`` into the session's top-level keys, atomically; False if none."""
-        handle = lookup_handle(session_id, self.min_id_length)
-        return handle is not None and await self._run(self._update(handle, data), False)
+        found = self._at(session_id)
+        return found is not None and await self._run(self._update(*found, data), False)
 
     async def delete_session(self, session_id: str) -> bool:
         """End the session (and its refresh tokens); False if there was none."""
-        handle = lookup_handle(session_id, self.min_id_length)
-        return handle is not None and await self._run(self._delete(handle), False)
+        found = self._at(session_id)
+        return found is not None and await self._run(self._delete(*found), False)
 
     async def extend_session(self, session_id: str) -> bool:
         """Restart the idle TTL (never past ``max_lifetime``); False if there is no session."""
-        handle = lookup_handle(session_id, self.min_id_length)
-        return handle is not None and await self._run(self._extend(handle), False)
+        found = self._at(session_id)
+        return found is not None and await self._run(self._extend(*found), False)
 
     async def rotate_session(self, session_id: str) -> str | None:
         """Move the session to a fresh id, atomically, and return it; the old id dies.
@@ -430,7 +495,7 @@ class RedisSessionManager(_SessionBase, AsyncShell):
 
     async def revoke_session(self, handle: str) -> bool:
         """End a session by its handle (from ``get_user_sessions``)."""
-        return await self._run(self._delete(self._handle(handle)), False)
+        return await self._run(self._delete(*self._handle(handle)), False)
 
     async def issue_refresh_token(self, session_id: str) -> str | None:
         """A refresh token (256 bits) for the session, replacing any earlier one; None if

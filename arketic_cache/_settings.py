@@ -32,7 +32,8 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 logger = logging.getLogger("arketic_cache")
 SENTINEL_SCHEMES = frozenset({"redis+sentinel", "rediss+sentinel"})
-SCHEMES = frozenset({"redis", "rediss", "unix", "memory", *SENTINEL_SCHEMES})
+CLUSTER_SCHEMES = frozenset({"redis+cluster", "rediss+cluster"})
+SCHEMES = frozenset({"redis", "rediss", "unix", "memory", *SENTINEL_SCHEMES, *CLUSTER_SCHEMES})
 _SECRET_QUERY_KEYS = {
     "password": "password",
     "ssl_password": "ssl_password",
@@ -151,8 +152,17 @@ class RedisSettings(BaseModel):
 
     @property
     def scheme(self) -> str:
-        """The URL scheme: redis, rediss, unix, memory, redis+sentinel or rediss+sentinel."""
+        """The URL scheme: redis, rediss, unix, memory, redis+sentinel, rediss+sentinel,
+        redis+cluster or rediss+cluster."""
         return urlsplit(self.url).scheme
+
+    @property
+    def cluster(self) -> list[tuple[str, int]] | None:
+        """For a ``redis+cluster://h1[:p],h2[:p]`` URL: the seed nodes' (host, port) pairs
+        (port 6379 by default); else None."""
+        if self.scheme not in CLUSTER_SCHEMES:
+            return None
+        return _cluster_seeds(urlsplit(self.url))
 
     @property
     def sentinel(self) -> tuple[list[tuple[str, int]], str, int] | None:
@@ -170,6 +180,9 @@ class RedisSettings(BaseModel):
         if parts.scheme in SENTINEL_SCHEMES:
             _, service, db = _sentinel_parts(parts)
             return f"sentinel:{service}", None, str(db)
+        if parts.scheme in CLUSTER_SCHEMES:
+            host, port = _cluster_seeds(parts)[0]
+            return host, port, "0"
         if parts.scheme == "memory":
             return (f"memory://{parts.hostname}" if parts.hostname else "memory"), None, "0"
         if parts.scheme == "unix":
@@ -214,6 +227,8 @@ def split_url_secrets(url: str) -> tuple[str, dict[str, SecretStr]]:
         raise ConfigurationError(_UNPARSEABLE)
     if parts.scheme in SENTINEL_SCHEMES:
         _sentinel_parts(parts)  # validates hosts, ports, service and database
+    elif parts.scheme in CLUSTER_SCHEMES:
+        _cluster_seeds(parts)  # validates hosts, ports and the (absent) database
     else:
         try:
             _ = parts.port
@@ -246,23 +261,45 @@ def split_url_secrets(url: str) -> tuple[str, dict[str, SecretStr]]:
     return clean, secrets
 
 
+def _hosts(parts: SplitResult, default_port: int, example: str) -> list[tuple[str, int]]:
+    """The comma-separated ``host[:port]`` list of a sentinel or cluster URL.
+
+    Raises:
+        ConfigurationError: no host, or a bad port.
+    """
+    hosts = parts.netloc.rpartition("@")[2]
+    found = []
+    for item in hosts.split(","):
+        host, colon, port = item.strip().rpartition(":") if ":" in item else (item, "", "")
+        host = host.strip("[]")
+        if not host or (colon and not (port.isdigit() and 0 < int(port) < 65536)):
+            raise ConfigurationError(
+                f"a {parts.scheme}:// URL lists hosts as host[:port], comma-separated, "
+                f"e.g. {example}"
+            )
+        found.append((host, int(port) if colon else default_port))
+    return found
+
+
+def _cluster_seeds(parts: SplitResult) -> list[tuple[str, int]]:
+    """The seed nodes of a cluster URL.
+
+    Raises:
+        ConfigurationError: no seed, a bad port, or a database other than 0.
+    """
+    seeds = _hosts(parts, 6379, "redis+cluster://node1:6379,node2:6379")
+    if parts.path.strip("/") not in ("", "0"):
+        raise ConfigurationError("a Redis Cluster has one database (0): drop the URL's path")
+    return seeds
+
+
 def _sentinel_parts(parts: SplitResult) -> tuple[list[tuple[str, int]], str, int]:
     """(sentinels, service, db) of a sentinel URL.
 
     Raises:
         ConfigurationError: no sentinel, a bad port, no service name or a bad database.
     """
-    hosts = parts.netloc.rpartition("@")[2]
-    sentinels = []
-    for item in hosts.split(","):
-        host, colon, port = item.strip().rpartition(":") if ":" in item else (item, "", "")
-        host = host.strip("[]")
-        if not host or (colon and not (port.isdigit() and 0 < int(port) < 65536)):
-            raise ConfigurationError(
-                "a redis+sentinel:// URL lists sentinels as host[:port], comma-separated, "
-                "e.g. redis+sentinel://s1:26379,s2:26379/mymaster/0"
-            )
-        sentinels.append((host, int(port) if colon else SENTINEL_PORT))
+    sentinels = _hosts(parts, SENTINEL_PORT, "redis+sentinel://s1:26379,s2:26379/mymaster/0")
     segments = [segment for segment in parts.path.split("/") if segment]
     if not segments or len(segments) > 2 or (len(segments) == 2 and not segments[1].isdigit()):
         raise ConfigurationError(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import random
@@ -436,7 +437,8 @@ class SubscriberTask(_Subscriber):
             case Write(conn, args):
                 await conn.send_command(*args, check_health=False)
             case Connect():
-                conn = self._new()
+                made = self._new()  # a connection, or a coroutine that places one first
+                conn = await made if inspect.isawaitable(made) else made
                 held.append(conn)
                 await conn.connect()
                 if self.resp3:

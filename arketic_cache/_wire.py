@@ -41,14 +41,20 @@ __all__ = [
     "Callbacks",
     "SyncConnection",
     "aexecute",
+    "aexecute_asking",
     "akeep_push_frames",
     "aread_frame",
     "aready",
+    "areceive",
+    "asend",
     "execute",
+    "execute_asking",
     "keep_push_frames",
     "new_connection",
     "read_frame",
     "ready",
+    "receive",
+    "send",
     "tolerates",
 ]
 
@@ -187,10 +193,20 @@ def exchange(conn: SyncConnection, wire: list[tuple[Arg, ...]]) -> list[Any]:
     A transport error or an interruption disconnects the connection (redis-py does this
     inside send and read), so no reply is ever left behind for the next caller.
     """
+    send(conn, wire)
+    return receive(conn, len(wire))
+
+
+def send(conn: SyncConnection, wire: list[tuple[Arg, ...]]) -> None:
+    """Send the commands in one write (their replies are ``receive``'s to read)."""
     packed = pack_all(wire)
     conn.send_packed_command(conn.pack_commands(wire) if packed is None else [packed])
+
+
+def receive(conn: SyncConnection, count: int) -> list[Any]:
+    """Read ``count`` replies (error replies as objects)."""
     replies: list[Any] = []
-    for _ in wire:
+    for _ in range(count):
         try:
             replies.append(conn.read_response())
         except ResponseError as error:
@@ -247,13 +263,23 @@ async def _asend(conn: AsyncConnection, packed: bytes) -> None:
 
 async def aexchange(conn: AsyncConnection, wire: list[tuple[Arg, ...]]) -> list[Any]:
     """As ``exchange``; a cancelled read disconnects too."""
+    await asend(conn, wire)
+    return await areceive(conn, len(wire))
+
+
+async def asend(conn: AsyncConnection, wire: list[tuple[Arg, ...]]) -> None:
+    """As ``send``, on an asyncio connection."""
     packed = pack_all(wire)
     if packed is None:
         await conn.send_packed_command(conn.pack_commands(wire))
     else:
         await _asend(conn, packed)
+
+
+async def areceive(conn: AsyncConnection, count: int) -> list[Any]:
+    """As ``receive``, on an asyncio connection."""
     replies: list[Any] = []
-    for _ in wire:
+    for _ in range(count):
         try:
             replies.append(await conn.read_response())
         except ResponseError as error:
@@ -285,6 +311,29 @@ async def aexecute(conn: AsyncConnection, effect: Effect, callbacks: Callbacks) 
         if type(effect) is not Eval:
             raise
         return result(effect, await aexchange(conn, eval_commands(effect)), callbacks)
+
+
+def execute_asking(conn: SyncConnection, effect: Effect, callbacks: Callbacks) -> Any:
+    """As ``execute``, each send preceded by ASKING (a cluster node's ASK redirection)."""
+    try:
+        return result(effect, exchange(conn, [("ASKING",), *commands(effect)])[1:], callbacks)
+    except NoScriptError:
+        if type(effect) is not Eval:
+            raise
+        wire = [("ASKING",), *eval_commands(effect)]
+        return result(effect, exchange(conn, wire)[1:], callbacks)
+
+
+async def aexecute_asking(conn: AsyncConnection, effect: Effect, callbacks: Callbacks) -> Any:
+    """As ``execute_asking``, on an asyncio connection."""
+    try:
+        wire = [("ASKING",), *commands(effect)]
+        return result(effect, (await aexchange(conn, wire))[1:], callbacks)
+    except NoScriptError:
+        if type(effect) is not Eval:
+            raise
+        wire = [("ASKING",), *eval_commands(effect)]
+        return result(effect, (await aexchange(conn, wire))[1:], callbacks)
 
 
 # -- subscriber connections ---------------------------------------------------------------------

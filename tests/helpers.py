@@ -9,24 +9,73 @@ import asyncio
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import pytest
+import redis
+from redis.cluster import ClusterNode, RedisCluster
 
-from arketic_cache import RedisCache, RedisConnection, SyncRedisCache
+from arketic_cache import RedisCache, RedisConnection, RedisSettings, SyncRedisCache
 from arketic_cache._core._effects import Flow
-from arketic_cache.testing import RedisServer, find_redis_server, free_port
+from arketic_cache.testing import ClusterTopology, RedisServer, find_redis_server, free_port
 
 REQUIRE_REDIS = os.environ.get("ARKETIC_REQUIRE_REDIS") == "1"
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A real deployment under test: ``url`` is what the layer connects with (a server's, or
-    a ``redis+sentinel://`` one), ``direct_url`` the primary itself, for raw redis-py."""
+    """A real deployment under test: ``url`` is what the layer connects with (a server's, a
+    ``redis+sentinel://`` or a ``redis+cluster://`` one), ``direct_url`` the primary itself
+    (a cluster's URL for a cluster), for raw redis-py (``raw_client``)."""
 
     url: str
     direct_url: str
+
+
+class RawCluster(RedisCluster):
+    """redis-py's cluster client whose KEYS and DBSIZE cover every primary (as on a server)."""
+
+    def keys(self, pattern: Any = "*", **kwargs: Any) -> Any:
+        return super().keys(pattern, target_nodes=RedisCluster.PRIMARIES, **kwargs)
+
+    def script_exists(self, *shas: Any) -> Any:
+        """Whether each script is loaded on some primary (each node has its own cache)."""
+        nodes = self.get_primaries()  # type: ignore[no-untyped-call]
+        rows = [self.get_redis_connection(n).script_exists(*shas) for n in nodes]
+        return [any(row[i] for row in rows) for i in range(len(shas))]
+
+    def dbsize(self, **kwargs: Any) -> Any:
+        sizes = cast(dict[str, int], super().dbsize(target_nodes=RedisCluster.PRIMARIES, **kwargs))
+        return sum(sizes.values())
+
+
+def cluster_url(topology: ClusterTopology) -> str:
+    """A ``redis+cluster://`` URL naming every primary as a seed."""
+    seeds = ",".join(f"{host}:{port}" for host, port in topology.seeds[: topology.primaries])
+    return f"redis+cluster://:{topology.password}@{seeds}"
+
+
+def flush_cluster(topology: ClusterTopology) -> None:
+    """Empty every primary of a cluster the harness started (never anyone else's)."""
+    for host, port in topology.seeds[: topology.primaries]:
+        with redis.Redis(host=host, port=port, password=topology.password) as node:
+            if node.execute_command("ROLE")[0] == b"master":
+                node.flushdb()  # our own throwaway cluster, never anyone else's
+
+
+def raw_client(url: str, **options: Any) -> redis.Redis:
+    """redis-py's client of a server's URL, or a ``RawCluster`` of a ``redis+cluster://`` one."""
+    settings = RedisSettings.create(url=url)
+    seeds = settings.cluster
+    if seeds is None:
+        return redis.Redis.from_url(url, **options)
+    password = settings.password
+    client = RawCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in seeds],  # type: ignore[no-untyped-call]
+        password=None if password is None else password.get_secret_value(),
+        **options,
+    )
+    return cast(redis.Redis, client)
 
 
 def redis_server_binary() -> str:

@@ -38,7 +38,7 @@ def flush(server: Server, args: argparse.Namespace) -> int:
     deleted = 0
     for batch in server.scan(match, Progress("rescanned", quiet=True)):
         try:
-            deleted += int(server.client.unlink(*batch))
+            deleted += server.unlink(batch)
         except redis.RedisError as exc:
             raise server.fail(exc) from None
         deleting.advance(len(batch), " keys")

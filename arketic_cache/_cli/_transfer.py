@@ -72,12 +72,20 @@ def _ms(time_reply: Any) -> int:
 def read_keys(server: Server, keys: Sequence[bytes], dump: bool) -> list[Read]:
     """Type, absolute expiry and value (or DUMP payload) of ``keys``; gone ones left out. A
     key whose type changed between the two round trips is read again."""
+    found: list[Read] = []
+    for node, positions in server.by_node(keys):
+        found.extend(_read_on(server, node, [keys[i] for i in positions], dump))
+    return found
+
+
+def _read_on(server: Server, client: redis.Redis, keys: Sequence[bytes], dump: bool) -> list[Read]:
+    """``read_keys`` of keys one server (or cluster primary) serves."""
     pending, found = list(keys), []
     for _ in range(3):
         if not pending:
             break
         try:
-            with server.client.pipeline(transaction=False) as pipe:
+            with client.pipeline(transaction=False) as pipe:
                 pipe.time()
                 for key in pending:
                     pipe.type(key)
@@ -86,7 +94,7 @@ def read_keys(server: Server, keys: Sequence[bytes], dump: bool) -> list[Read]:
             now = _ms(head[0])
             kinds = [(k, head[1 + 2 * i].decode(), head[2 + 2 * i]) for i, k in enumerate(pending)]
             live = [(k, t, p) for k, t, p in kinds if t != "none"]
-            with server.client.pipeline(transaction=False) as pipe:
+            with client.pipeline(transaction=False) as pipe:
                 for key, kind, _ in live:
                     if dump:
                         pipe.dump(key)
@@ -261,8 +269,9 @@ def _probe_dump(server: Server, records: Iterator[Record]) -> None:
         return
     probe = f"arketic:restore-probe:{uuid.uuid4().hex}"
     try:
-        server.client.restore(probe, 60_000, first.dump)
-        server.client.unlink(probe)
+        node = server.node_of(probe.encode())
+        node.restore(probe, 60_000, first.dump)
+        node.unlink(probe)
     except redis.ResponseError as exc:
         raise InvalidInputError(f"the DUMP payloads do not fit this server: {exc}") from None
 
@@ -284,7 +293,10 @@ def restore(server: Server, args: argparse.Namespace) -> int:
     try:
         if header.dump and not args.dry_run:
             _probe_dump(server, _records(path, args.partial, _Tally())[1])
-        sha = None if args.dry_run or header.dump else server.client.script_load(RESTORE_KEY.text)
+        sha = None
+        if not (args.dry_run or header.dump):
+            for node in server.nodes:  # each cluster primary has a script cache of its own
+                sha = node.script_load(RESTORE_KEY.text)
         batch: list[Record] = []
         for record in records:
             batch.append(record)
@@ -331,16 +343,18 @@ def _write(
     if args.dry_run:
         tally.written += len(live)
         return
-    with server.client.pipeline(transaction=False) as pipe:
-        for record in live:
-            if record.dump is not None:
-                options = ["ABSTTL", *(["REPLACE"] if args.replace else [])]
-                ttl = record.expire_at_ms or 0
-                pipe.execute_command("RESTORE", record.key, ttl, record.dump, *options)  # type: ignore[no-untyped-call]
-            else:
-                assert sha is not None  # loaded unless a dry run
-                pipe.evalsha(sha, 1, record.key, *restore_arguments(record, args.replace))
-        replies = pipe.execute(raise_on_error=False)
+    replies: list[Any] = []
+    for node, positions in server.by_node([record.key for record in live]):
+        with node.pipeline(transaction=False) as pipe:
+            for record in (live[i] for i in positions):
+                if record.dump is not None:
+                    options = ["ABSTTL", *(["REPLACE"] if args.replace else [])]
+                    ttl = record.expire_at_ms or 0
+                    pipe.execute_command("RESTORE", record.key, ttl, record.dump, *options)  # type: ignore[no-untyped-call]
+                else:
+                    assert sha is not None  # loaded unless a dry run
+                    pipe.evalsha(sha, 1, record.key, *restore_arguments(record, args.replace))
+            replies.extend(pipe.execute(raise_on_error=False))
     for reply in replies:
         if isinstance(reply, redis.ResponseError):
             if "BUSYKEY" not in str(reply):

@@ -12,7 +12,18 @@ from typing import Any, TypeAlias, TypeVar
 
 from .._lua import LuaScript
 
-__all__ = ["Arg", "Batch", "Command", "Effect", "Eval", "Flow", "Operation", "describe", "keys_of"]
+__all__ = [
+    "Arg",
+    "Batch",
+    "Command",
+    "Effect",
+    "Eval",
+    "Flow",
+    "OnNode",
+    "Operation",
+    "describe",
+    "keys_of",
+]
 
 T = TypeVar("T")
 
@@ -52,7 +63,16 @@ class Batch:
     transaction: bool = False
 
 
-Effect: TypeAlias = Command | Eval | Batch
+@dataclass(frozen=True, slots=True)
+class OnNode:
+    """Run a command on one cluster node, ``host:port`` (health reads every node); a failure,
+    the node unreachable included, is the reply (a ``BackendError``). Cluster drivers only."""
+
+    node: tuple[str, int]
+    command: Command
+
+
+Effect: TypeAlias = Command | Eval | Batch | OnNode
 Flow: TypeAlias = Generator[Effect, Any, T]
 
 
@@ -61,6 +81,8 @@ def keys_of(effect: Effect) -> tuple[str, ...]:
     argument (the key of every data command this package sends)."""
     if type(effect) is Eval:
         return effect.keys
+    if type(effect) is OnNode:
+        return keys_of(effect.command)
     commands = effect.commands if type(effect) is Batch else (effect,)
     return tuple(_text(c.args[1]) for c in commands if type(c) is Command and len(c.args) > 1)
 
@@ -87,6 +109,8 @@ def describe(effect: Effect) -> Operation:
     """The operation an effect performs."""
     if isinstance(effect, Eval):
         return Operation("EVALSHA", effect.script.name)
+    if isinstance(effect, OnNode):
+        return describe(effect.command)
     if isinstance(effect, Batch):
         if len(effect.commands) == 1 and not effect.transaction:
             return describe(effect.commands[0])

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._effects import Command, Flow
+from ._effects import Command, Flow, OnNode
 
 __all__ = [
     "HealthCheck",
@@ -22,13 +22,19 @@ __all__ = [
     "HealthThresholds",
     "Level",
     "Lookups",
+    "NodeHealth",
     "breaker_check",
     "clients_check",
+    "cluster_check",
     "connection_check",
     "failed_connection",
+    "fullest",
+    "gather_cluster",
     "gather_server",
     "hit_rate_check",
     "memory_check",
+    "parse_cluster_info",
+    "parse_cluster_nodes",
     "persistence_check",
     "policy_check",
     "replication_check",
@@ -447,3 +453,117 @@ def breaker_check(state: str, counters: Mapping[str, Any]) -> HealthCheck:
         value=state,
         details=details,
     )
+
+
+class NodeHealth(BaseModel):
+    """One cluster node as health saw it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    node: str  #: host:port
+    role: Literal["primary", "replica"]
+    up: bool
+    slots: int  #: slots it serves (0 for a replica)
+    used_memory: int | None = None
+    maxmemory: int | None = None
+    error: str | None = None
+
+
+def parse_cluster_info(reply: Any) -> dict[str, str]:
+    """``CLUSTER INFO``'s ``field:value`` lines as a dict."""
+    text = reply.decode() if isinstance(reply, bytes) else str(reply)
+    pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def cluster_check(nodes: list[NodeHealth], info: Mapping[str, str] | None) -> HealthCheck:
+    """The whole cluster: critical when a primary is unreachable, a slot is unserved or the
+    cluster says it is not ok; a warning when a replica is down or a primary has none."""
+    details: dict[str, Any] = {"nodes": [node.model_dump() for node in nodes]}
+    if info is not None:
+        details["cluster_state"] = info.get("cluster_state")
+    primaries = [node for node in nodes if node.role == "primary"]
+    covered = sum(node.slots for node in primaries)
+    down = [node.node for node in nodes if not node.up]
+    replicas = sum(1 for node in nodes if node.role == "replica" and node.up)
+    summary = f"{len(primaries)} primaries, {replicas} replica(s) up, {covered} of 16384 slots"
+    if info is not None and info.get("cluster_state") != "ok":
+        state = info.get("cluster_state")
+        return HealthCheck(
+            level="critical", reason=f"cluster state is {state}: {summary}", details=details
+        )
+    if any(not node.up for node in primaries) or covered < 16384:
+        lost = ", ".join(node.node for node in primaries if not node.up) or "none"
+        reason = f"primaries unreachable: {lost}; {summary}"
+        return HealthCheck(level="critical", reason=reason, value=covered, details=details)
+    if down or replicas < len(primaries):
+        reason = f"{summary}; down: {', '.join(down) or 'none'} (a failover has no replica left)"
+        return HealthCheck(level="warning", reason=reason, value=covered, details=details)
+    return HealthCheck(level="ok", reason=summary, value=covered, unit="slots", details=details)
+
+
+def fullest(infos: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The INFO of the primary closest to its memory limit (what the memory verdict judges)."""
+
+    def ratio(info: Mapping[str, Any]) -> float:
+        used, limit = _number(info, "used_memory") or 0, _number(info, "maxmemory") or 0
+        return used / limit if limit else used / 1e18
+
+    return max(infos, key=ratio, default=None)
+
+
+#: A cluster's nodes as health asks them: (host, port), role, slots served.
+Layout = list[tuple[tuple[str, int], Literal["primary", "replica"], int]]
+
+
+def parse_cluster_nodes(reply: Any) -> Layout:
+    """Every node ``CLUSTER NODES`` lists (replicas too, even those CLUSTER SLOTS leaves out
+    while they have no data yet), primaries first, with the slots each serves."""
+    text = reply.decode() if isinstance(reply, bytes) else str(reply)
+    layout: Layout = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 8 or "noaddr" in parts[2] or "handshake" in parts[2]:
+            continue
+        host, _, port = parts[1].split("@")[0].rpartition(":")
+        slots = 0
+        for item in parts[8:]:
+            if item.startswith("["):
+                continue  # a slot being migrated
+            start, _, end = item.partition("-")
+            slots += int(end or start) - int(start) + 1
+        role: Literal["primary", "replica"] = "primary" if "master" in parts[2] else "replica"
+        layout.append(((host or "127.0.0.1", int(port)), role, slots))
+    layout.sort(key=lambda node: (node[1] != "primary", node[0]))
+    return layout
+
+
+def gather_cluster() -> Flow[
+    tuple[list[NodeHealth], list[Mapping[str, Any]], dict[str, str] | None]
+]:
+    """CLUSTER NODES and INFO, then INFO of every node (an unreachable one is ``up=False``):
+    the nodes, the primaries' INFO, the cluster's own state (None if refused)."""
+    state = yield Command(("CLUSTER", "INFO"), errors_as_reply=True)
+    listed = yield Command(("CLUSTER", "NODES"), errors_as_reply=True)
+    layout = [] if isinstance(listed, Exception) else parse_cluster_nodes(listed)
+    nodes, infos = [], []
+    for (host, port), role, slots in layout:
+        name = f"{host}:{port}"
+        reply = yield OnNode((host, port), Command(("INFO", *_INFO_SECTIONS)))
+        if isinstance(reply, Exception):
+            nodes.append(NodeHealth(node=name, role=role, up=False, slots=slots, error=str(reply)))
+            continue
+        used, limit = _number(reply, "used_memory"), _number(reply, "maxmemory")
+        nodes.append(
+            NodeHealth(
+                node=name,
+                role=role,
+                up=True,
+                slots=slots,
+                used_memory=None if used is None else int(used),
+                maxmemory=None if limit is None else int(limit),
+            )
+        )
+        if role == "primary":
+            infos.append(reply)
+    return nodes, infos, None if isinstance(state, Exception) else parse_cluster_info(state)

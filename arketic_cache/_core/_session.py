@@ -105,6 +105,33 @@ def new_family() -> str:
     return secrets.token_hex(16)
 
 
+#: On a Redis Cluster every key of a user's sessions shares one hash tag of this many hex
+#: digits: ids and tokens carry it as a ``tttt.`` head, so a presented one names its slot.
+TAG_LENGTH = 4
+_TAG = re.compile(r"[0-9a-f]{4}\.")
+
+
+def user_tag(user_id: str) -> str:
+    """The slot tag of a user's sessions (a digest: ids never reveal the user id)."""
+    return hashlib.sha256(user_id.encode("utf-8", "surrogatepass")).hexdigest()[:TAG_LENGTH]
+
+
+def tag_of(secret: str, handle: str) -> str:
+    """The slot tag a presented id or token carries (its ``tttt.`` head), or else the
+    first digits of its handle (a caller-chosen id of a session without a user)."""
+    return secret[:TAG_LENGTH] if _TAG.match(secret) else handle[:TAG_LENGTH]
+
+
+def tagged(tag: str, secret: str) -> str:
+    """A fresh id or token that names its slot."""
+    return f"{tag}.{secret}"
+
+
+def slot_prefix(sessions: str, tag: str) -> str:
+    """The session prefix of the keys in ``tag``'s slot (``session:{tttt}:``)."""
+    return f"{sessions}{{{tag}}}:"
+
+
 def handle_of(secret: str) -> str:
     """The SHA-256 (hex) under which a session id or refresh token is stored."""
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
@@ -316,9 +343,10 @@ def rotate(
 
 
 def sessions_of(
-    index: str, prefix: str, now_ms: int | None, stats: SessionStats
+    index: str, prefix: str, now_ms: int | None, stats: SessionStats, label: str = ""
 ) -> Flow[list[UserSession]]:
-    """The user's live sessions with their data (expired entries leave the index)."""
+    """The user's live sessions with their data (expired entries leave the index); each
+    handle is given as ``label`` + the id's hash."""
     reply = yield _call("list", (index,), now_ms, prefix)
     found = []
     for at in range(0, len(reply), 3):
@@ -327,7 +355,7 @@ def sessions_of(
         except ValueError:
             stats.corrupt += 1
             continue
-        found.append(UserSession(reply[at], data, int(reply[at + 2]) / 1000))
+        found.append(UserSession(label + reply[at], data, int(reply[at + 2]) / 1000))
     return found
 
 

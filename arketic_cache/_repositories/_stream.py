@@ -22,6 +22,7 @@ from .._core import _cache as flows
 from .._core import _repository as repo_flows
 from .._core import _stream_groups as groups
 from .._core._effects import Flow
+from .._core._slots import key_slot
 from .._exceptions import InvalidInputError
 from .._keys import StreamKey
 from .._shell import AsyncShell, SyncShell
@@ -142,8 +143,16 @@ class _StreamBase(Repository[KX], Generic[KX, M]):
     ) -> Flow[tuple[list[tuple[str, M]], int]]:
         if (max_deliveries is None) != (dead_letter is None):
             raise InvalidInputError("give max_deliveries and dead_letter together")
+        stream = self._key(key)
+        dead = None if dead_letter is None else self._key(dead_letter)
+        if dead is not None and self.connection.cluster and key_slot(dead) != key_slot(stream):
+            raise InvalidInputError(
+                "on a Redis Cluster the dead-letter stream shares the stream's slot (one "
+                "script moves entries between them): give the schema a hash_tag field both "
+                "keys share"
+            )
         return groups.group_claim(
-            self._key(key),
+            stream,
             _name(group, "group"),
             _name(consumer, "consumer"),
             self._codec,
@@ -151,7 +160,7 @@ class _StreamBase(Repository[KX], Generic[KX, M]):
             min_idle_ms=round(_seconds(min_idle, "min_idle", zero=True) * 1000),
             count=positive(count, "count") or 1,
             max_deliveries=positive(max_deliveries, "max_deliveries"),
-            dead_letter=None if dead_letter is None else self._key(dead_letter),
+            dead_letter=dead,
             dead_letter_ttl=self.ttl,
         )
 

@@ -33,11 +33,13 @@ class TestControl:
 
     def test_coherence_mode_is_reported(self, flavor: Flavor) -> None:
         """cache_info() and the cache's get_info() name the mode: tracking on a real server,
-        announce on fakeredis (no CLIENT TRACKING), none before anything listens."""
+        announce on fakeredis (no CLIENT TRACKING) and on a cluster (tracking is per node),
+        none before anything listens."""
         cache = flavor.cache()
         assert cache.get_info()["client"]["coherence"] == "none"
         fn = make(flavor, identity)  # subscribed on return (see ``settle``)
-        expected = "announce" if flavor.backend_url.startswith("memory://") else "tracking"
+        announced = flavor.backend_url.startswith(("memory://", "redis+cluster://"))
+        expected = "announce" if announced else "tracking"
         assert fn.cache_info().coherence == expected
         assert cache.get_info()["client"]["coherence"] == expected
 

@@ -26,7 +26,7 @@ from arketic_cache import RedisConnection, cached
 from arketic_cache._core._cached import CallKeyer
 from arketic_cache.testing import RedisServer
 
-from ..helpers import Target
+from ..helpers import Target, raw_client
 from . import coherence_worker
 from .coherence_worker import DEADLINE, SYNC_NS, backing_key
 
@@ -107,6 +107,7 @@ def evicted_after(b: ProcessB, name: str, x: int, before: int, started: float) -
     return float(reply["value"]) - started
 
 
+@pytest.mark.one_node  # on a cluster invalidations are announced: other clients' are not seen
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("name", ["f", "g"])
 def test_any_clients_write_evicts_l1_in_every_process(
@@ -118,7 +119,7 @@ def test_any_clients_write_evicts_l1_in_every_process(
 ) -> None:
     """Another client's raw SET, DEL and FLUSHDB each evict B's L1 copy (sync f, async g), on
     a server and behind sentinels."""
-    raw = redis.Redis.from_url(real_target.direct_url, decode_responses=True)
+    raw = raw_client(real_target.direct_url, decode_responses=True)
     with process_b(real_target.url, prefix, protocol) as b:
         assert b.ready["mode"] == "tracking"
         delays: list[float] = []
@@ -181,18 +182,20 @@ def _now() -> float:
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_library_writes_and_invalidations_reach_the_other_process(
-    redis_server: RedisServer, prefix: str, protocol: int
+    real_target: Target, prefix: str, protocol: int
 ) -> None:
-    """A's ``invalidate`` and A's recomputed write each evict B's copy."""
-    raw = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    conn = RedisConnection(url=redis_server.url, protocol=protocol, key_prefix=prefix)
+    """A's ``invalidate`` and A's recomputed write each evict B's copy: on a server, behind
+    sentinels, and on a cluster (announced there: tracking is per node)."""
+    raw = raw_client(real_target.direct_url, decode_responses=True)
+    conn = RedisConnection(url=real_target.url, protocol=protocol, key_prefix=prefix)
 
     @cached(connection=conn, namespace=SYNC_NS, ttl=600)
     def f(x: int) -> int:
         return int(raw.get(backing_key(prefix, "f", x)) or -1)
 
     try:
-        with process_b(redis_server.url, prefix, protocol) as b:
+        with process_b(real_target.url, prefix, protocol) as b:
+            assert b.ready["mode"] == ("announce" if conn.cluster else "tracking")
             raw.set(backing_key(prefix, "f", 1), 100)
             assert b.ask("call", ("f", 1))["value"] == 100
             raw.set(backing_key(prefix, "f", 1), 101)

@@ -33,6 +33,9 @@ WINDOW = 200
 KINDS = ["thread", "task"]
 PROTOCOLS = [pytest.param(2, id="resp2"), pytest.param(3, id="resp3")]
 
+#: The seam on one server: tracking covers every key there.
+pytestmark = pytest.mark.one_node
+
 
 class Recorder:
     """A listener that records every report, with its monotonic time, under a condition."""

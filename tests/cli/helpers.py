@@ -9,6 +9,8 @@ import redis
 from arketic_cache._connection import bytes_client
 from arketic_cache._settings import RedisSettings
 
+from ..helpers import raw_client
+
 #: TTLs in seconds by key (None: no TTL); every type, binary parts, infinities, stream ids.
 TTLS: dict[bytes, int | None] = {
     b"user:1:profile": 600,
@@ -23,6 +25,9 @@ TTLS: dict[bytes, int | None] = {
 
 
 def client(url: str) -> redis.Redis:
+    """A bytes client of ``url`` (redis-py's cluster client for a cluster)."""
+    if url.startswith("redis+cluster://"):
+        return raw_client(url)
     return bytes_client(RedisSettings.create(url=url))
 
 

@@ -13,17 +13,21 @@ import pytest
 import redis
 
 from arketic_cache._cli import main
-from arketic_cache.testing import RedisServer
+from arketic_cache.testing import ClusterTopology, RedisServer
 
+from ..helpers import cluster_url, flush_cluster
 from .helpers import TTLS, client, populate, same_within_a_second, snapshot
 
 
 @pytest.fixture
-def target_url(backend_url: str) -> Iterator[str]:
-    """An empty second database: another embedded server, or db 1 of the real one."""
+def target_url(backend_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """An empty second database: another embedded server, or db 1 of the real one (for a
+    cluster, which has one database, db 1 of the harness' server: the way back to one)."""
     if backend_url.startswith("memory://"):
         yield backend_url + "-target"
         return
+    if backend_url.startswith("redis+cluster://"):
+        backend_url = request.getfixturevalue("redis_server").url
     base, _, query = backend_url.partition("?")
     url = base.rsplit("/", 1)[0] + "/1" + (f"?{query}" if query else "")
     with client(url) as admin:
@@ -359,3 +363,31 @@ def test_big_values_round_trip_in_chunks(
     code, report = run_json(capsys, "restore", str(file), "--url", target_url)
     assert (code, report["written"]) == (0, 4)
     assert same_within_a_second(snapshot(backend_url), snapshot(target_url))
+
+
+@pytest.mark.redis
+@pytest.mark.cluster
+@pytest.mark.parametrize("dump", [False, True], ids=["typed", "dump"])
+def test_a_server_moves_to_a_cluster_by_export_and_restore(
+    redis_server: RedisServer,
+    cluster_topology: ClusterTopology,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    dump: bool,
+) -> None:
+    """The way from one server to a cluster: export there, restore here (every key routed
+    to its slot's primary), verify; the same keys, values, types and TTLs."""
+    backend_url = redis_server.url
+    with client(backend_url) as admin:
+        admin.flushdb()  # our own throwaway server
+    flush_cluster(cluster_topology)
+    cluster = cluster_url(cluster_topology)
+    populate(backend_url)
+    file = tmp_path / "all.jsonl"
+    flags = ["--dump"] if dump else []
+    assert run(capsys, "export", "*", "-o", str(file), *flags, "--url", backend_url)[0] == 0
+    code, restored = run_json(capsys, "restore", str(file), "--url", cluster)
+    assert (code, restored["written"]) == (0, len(TTLS))
+    assert same_within_a_second(snapshot(backend_url), snapshot(cluster))
+    code, verified = run_json(capsys, "verify", str(file), "--url", cluster)
+    assert (code, verified["same"]) == (0, len(TTLS))

@@ -296,6 +296,7 @@ def marked(ran: list[str], name: str) -> Flow[Any]:
     return (yield Command(("GET", "k")))
 
 
+@pytest.mark.one_node  # a cluster's breakers are its nodes' (tests/cluster)
 class TestQueuedCallers:
     """Callers queued for a connection when the breaker opens skip Redis once they get one.
 

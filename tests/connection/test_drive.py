@@ -84,6 +84,7 @@ class TestScripts:
         assert run(flavor, script("n", 2)) == 2
         assert run(flavor, script("n", 3)) == 5
 
+    @pytest.mark.one_node  # SCRIPT EXISTS asks any one primary of a cluster
     def test_noscript_after_script_flush(self, flavor: Flavor) -> None:
         """After SCRIPT FLUSH the next call falls back to EVAL and succeeds."""
         assert run(flavor, script("n", 1)) == 1
@@ -136,20 +137,23 @@ class TestBatches:
         assert replies == [True, 2]
 
     def test_pipeline_error_raised_after_every_command_ran(self, flavor: Flavor) -> None:
-        """A failing command in a pipeline raises, the others still ran, the pool is in step."""
-        run(flavor, one("RPUSH", "list", "x"))
-        flow = batch(("SET", "a", "1"), ("INCR", "list"), ("SET", "b", "2"), transaction=False)
+        """A failing command in a pipeline raises, the others still ran, the pool is in step
+        (the keys share a hash tag: one cluster slot)."""
+        run(flavor, one("RPUSH", "{t}list", "x"))
+        flow = batch(
+            ("SET", "{t}a", "1"), ("INCR", "{t}list"), ("SET", "{t}b", "2"), transaction=False
+        )
         with pytest.raises(BackendResponseError, match="WRONGTYPE"):
             run(flavor, flow)
-        assert run(flavor, one("MGET", "a", "b")) == ["1", "2"]
+        assert run(flavor, one("MGET", "{t}a", "{t}b")) == ["1", "2"]
 
     def test_transaction_runtime_error_raised(self, flavor: Flavor) -> None:
         """An error inside EXEC's replies is raised; Redis ran the other commands."""
-        run(flavor, one("RPUSH", "list", "x"))
-        flow = batch(("SET", "a", "1"), ("INCR", "list"), transaction=True)
+        run(flavor, one("RPUSH", "{t}list", "x"))
+        flow = batch(("SET", "{t}a", "1"), ("INCR", "{t}list"), transaction=True)
         with pytest.raises(BackendResponseError, match="WRONGTYPE"):
             run(flavor, flow)
-        assert run(flavor, one("GET", "a")) == "1"
+        assert run(flavor, one("GET", "{t}a")) == "1"
 
     def test_transaction_refused_command_aborts_all(self, flavor: Flavor) -> None:
         """A command refused while queueing aborts the transaction: nothing runs."""
@@ -219,6 +223,7 @@ class TestIdleConnectionCheck:
         while len(sock.recv(size, socket.MSG_PEEK)) < size:
             select.select([sock], [], [], 5)
 
+    @pytest.mark.one_node  # reaches for the driver's one pool of connections
     def test_stray_reply_in_the_socket(self, backend_url: str) -> None:
         """A reply nobody read (the socket is readable) is never taken for ours."""
         conn = RedisConnection(url=backend_url)

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import redis
+from redis.cluster import RedisCluster
 
 from arketic_cache import Decision, RedisRateLimiter, SyncRedisRateLimiter
 
@@ -91,3 +93,8 @@ def max_in_any_window(admitted: list[tuple[int, int]], window_us: int) -> int:
         first = bisect.bisect_right(times, at - window_us)  # entries still inside at ``at``
         worst = max(worst, sum(units for _, units in admitted[first : index + 1]))
     return worst
+
+
+def several(raw: redis.Redis, base: str, limit: str) -> str:
+    """The key of one of several limits on ``base`` (on a cluster all share ``{base}``'s slot)."""
+    return f"{{{base}}}:{limit}" if isinstance(raw, RedisCluster) else f"{base}:{limit}"

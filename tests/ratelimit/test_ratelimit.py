@@ -16,7 +16,7 @@ import redis
 from arketic_cache import InvalidInputError, Limit, LimitState, RateLimitApiKey
 
 from ..helpers import Flavor
-from .helpers import SECOND, T0, FakeClock, limiter, no_io_limiter, us
+from .helpers import SECOND, T0, FakeClock, limiter, no_io_limiter, several, us
 
 
 class TestSpecTuple:
@@ -212,13 +212,21 @@ class TestCosts:
         limits = (Limit(3, 10), Limit(5, 60))
         decision = rl.check("k", *limits, cost=2)
         assert rl.refund(decision, 1) == 1
-        assert (raw.zcard("k:3/10s"), raw.zcard("k:5/60s")) == (1, 1)
+        assert (raw.zcard(several(raw, "k", "3/10s")), raw.zcard(several(raw, "k", "5/60s"))) == (
+            1,
+            1,
+        )
         assert rl.refund(decision) == 1  # the other unit
-        assert (raw.zcard("k:3/10s"), raw.zcard("k:5/60s")) == (0, 0)
+        assert (raw.zcard(several(raw, "k", "3/10s")), raw.zcard(several(raw, "k", "5/60s"))) == (
+            0,
+            0,
+        )
         again = rl.check("k", *limits, cost=2)
-        raw.delete("k:3/10s")  # as when its TTL runs out
+        raw.delete(several(raw, "k", "3/10s"))  # as when its TTL runs out
         assert rl.refund(again) == 0
-        assert raw.zcard("k:5/60s") == 0  # the minute limit still got its units back
+        assert (
+            raw.zcard(several(raw, "k", "5/60s")) == 0
+        )  # the minute limit still got its units back
 
     def test_refund_of_unrecorded_decisions_raises(self, flavor: Flavor) -> None:
         """Only an admitted, recorded decision can be refunded: not a denial, not a request
@@ -267,7 +275,10 @@ class TestSeveralLimits:
         assert (by_second.allowed, by_second.binding, by_second.limit) == (False, 0, 3)
         assert by_second.states[by_second.binding].limit == Limit(3, 1)
         assert us(by_second.retry_after) == SECOND
-        assert (raw.zcard("k:3/1s"), raw.zcard("k:5/60s")) == (3, 3)
+        assert (raw.zcard(several(raw, "k", "3/1s")), raw.zcard(several(raw, "k", "5/60s"))) == (
+            3,
+            3,
+        )
 
         clock.advance(1)
         assert rl.check("k", *limits).allowed
@@ -278,7 +289,10 @@ class TestSeveralLimits:
         assert (by_minute.window, by_minute.count) == (60, 5)
         assert by_minute.states[1] == LimitState(Limit(5, 60), 5, 0, 59.0, 60.0)
         assert by_minute.states[0].count == 2  # the 1 s limit had room, yet recorded nothing
-        assert (raw.zcard("k:3/1s"), raw.zcard("k:5/60s")) == (2, 5)
+        assert (raw.zcard(several(raw, "k", "3/1s")), raw.zcard(several(raw, "k", "5/60s"))) == (
+            2,
+            5,
+        )
         assert raw.exists("k") == 0
 
     def test_binding_is_the_longest_wait_when_several_deny(self, flavor: Flavor) -> None:
@@ -300,7 +314,7 @@ class TestSeveralLimits:
         rl = limiter(flavor, clock=clock)
         decision = rl.check("org", Limit(10, 60), Limit.monthly(2), cost=2)
         assert (decision.allowed, decision.binding, decision.window) == (True, 1, "month")
-        assert raw.hget("org:month", "n") == "2"
-        assert raw.zcard("org:10/60s") == 2
+        assert raw.hget(several(raw, "org", "month"), "n") == "2"
+        assert raw.zcard(several(raw, "org", "10/60s")) == 2
         assert rl.check("org", Limit(10, 60), Limit.monthly(2)).limit == 2
-        assert raw.zcard("org:10/60s") == 2
+        assert raw.zcard(several(raw, "org", "10/60s")) == 2

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from arketic_cache.testing import RedisServer
 
-from ..helpers import Target
+from ..helpers import Target, raw_client
 
 pytestmark = pytest.mark.redis
 
@@ -105,7 +104,7 @@ def test_four_processes_admit_exactly_the_limit(real_target: Target) -> None:
     assert len(counts) == 25
     # Each admission saw the count including itself: every value from 1 to 25 exactly once.
     assert sorted(counts) == list(range(1, 26))
-    with redis.Redis.from_url(real_target.direct_url) as admin:
+    with raw_client(real_target.direct_url) as admin:
         assert admin.zcard(key) == 25
 
 

@@ -54,7 +54,8 @@ def test_the_environment_gives_the_sentinels_password() -> None:
         ("redis+sentinel://s1", "/service_name[/db]"),
         ("redis+sentinel://s1/orders/zero", "/service_name[/db]"),
         ("redis+sentinel://s1/a/1/2", "/service_name[/db]"),
-        ("redis+cluster://n1,n2", "unsupported Redis URL scheme"),
+        ("redis+clusters://n1,n2", "unsupported Redis URL scheme"),
+        ("redis+cluster://n1,,n2", "host[:port]"),
     ],
 )
 def test_mistakes_are_named(url: str, names: str) -> None:

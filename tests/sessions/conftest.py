@@ -11,6 +11,17 @@ from arketic_cache.testing import RedisServer, free_port
 
 from ..helpers import Flavor, rigs
 from .fault_helpers import DEAD_PASSWORD, DeadRig, SessionRig
+from .helpers import Layout
+
+
+@pytest.fixture(autouse=True)
+def _layout(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The key layout the helpers compute: the cluster's in the cluster flavour."""
+    callspec = getattr(request.node, "callspec", None)
+    Layout.cluster = callspec is not None and callspec.params.get("backend_url") == "cluster"
+    Layout.family_tags = {}
+    yield
+    Layout.cluster = False
 
 
 @pytest.fixture(params=["sync", "async"])

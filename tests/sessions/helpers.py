@@ -42,15 +42,32 @@ SPEC_DATA: dict[str, Any] = {
 URLSAFE_43 = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
-def new_id() -> str:
-    """A caller-chosen session id as an application would draw it (256 bits, 43 chars)."""
-    return secrets.token_urlsafe(32)
+def well_formed(secret: object) -> bool:
+    """Whether an id or token is as the manager draws them: 43 URL-safe characters (on a
+    cluster after a ``tttt.`` tag)."""
+    if not isinstance(secret, str):
+        return False
+    if Layout.cluster:
+        return re.fullmatch(r"[0-9a-f]{4}\.[A-Za-z0-9_-]{43}", secret) is not None
+    return URLSAFE_43.fullmatch(secret) is not None
 
 
-def id_whose_hash(*, starts_with_zero: bool) -> str:
-    """A fresh id whose SHA-256 (hex) starts, or does not start, with 0."""
+def handle(session_id: str) -> str:
+    """The handle ``get_user_sessions`` gives for a session (on a cluster after its tag)."""
+    return f"{tag_of(session_id)}.{sha(session_id)}" if Layout.cluster else sha(session_id)
+
+
+def new_id(user: object = None) -> str:
+    """A caller-chosen session id as an application would draw it (256 bits, 43 chars); on
+    a cluster a user's starts with the tag of the user's slot (``session_id_prefix``)."""
+    secret = secrets.token_urlsafe(32)
+    return f"{user_tag(user)}.{secret}" if Layout.cluster and user is not None else secret
+
+
+def id_whose_hash(*, starts_with_zero: bool, user: object = None) -> str:
+    """A fresh id (of ``user``'s) whose SHA-256 (hex) starts, or does not start, with 0."""
     while True:
-        session_id = new_id()
+        session_id = new_id(user)
         if (sha(session_id)[0] == "0") == starts_with_zero:
             return session_id
 
@@ -60,9 +77,40 @@ def sha(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+class Layout:
+    """Where the keys of a session live: ``session:<hash>`` on a server; on a cluster in the
+    slot of a tag (``session:{tttt}:<hash>``), the user's own for a user's sessions. The
+    session tests' autouse fixture sets ``cluster`` for the cluster flavour."""
+
+    cluster = False
+    #: The tag of each refresh family ``families`` found (cluster only).
+    family_tags: dict[str, str] = {}  # noqa: RUF012 (the layout of one test at a time)
+
+
+def sessions_at(prefix: str, tag: str | None) -> str:
+    """The session prefix of a tag's slot (on a server: of every session)."""
+    return f"{prefix}session:" + (f"{{{tag}}}:" if Layout.cluster and tag is not None else "")
+
+
+def tag_of(secret: str) -> str:
+    """The tag an id or token names: its ``tttt.`` head, else its hash's first digits."""
+    head = re.match(r"[0-9a-f]{4}\.", secret)
+    return secret[:4] if head else sha(secret)[:4]
+
+
+def user_tag(user: object) -> str:
+    """The tag of a user's sessions (the first 4 digits of the SHA-256 of the user id)."""
+    return sha(str(user))[:4]
+
+
 def key_of(session_id: str, prefix: str = "") -> str:
     """Where the session of ``session_id`` lives."""
-    return f"{prefix}session:{sha(session_id)}"
+    return sessions_at(prefix, tag_of(session_id)) + sha(session_id)
+
+
+def index_key(user: object, prefix: str = "") -> str:
+    """Where a user's index lives."""
+    return sessions_at(prefix, user_tag(user)) + f"user:{user}"
 
 
 def member(session_id: str) -> str:
@@ -70,15 +118,23 @@ def member(session_id: str) -> str:
     return json.dumps(sha(session_id))
 
 
-def token_key(token: str) -> str:
+def token_key(token: str, prefix: str = "") -> str:
     """Where a refresh token's record lives."""
-    return f"session:refresh:{sha(token)}"
+    return sessions_at(prefix, tag_of(token)) + f"refresh:{sha(token)}"
 
 
 def families(raw: redis.Redis, prefix: str = "") -> set[str]:
     """The ids of every refresh-token family stored."""
+    pattern = f"{prefix}session:{{*}}:refresh:family:*" if Layout.cluster else None
     start = f"{prefix}session:refresh:family:"
-    return {text(k)[len(start) :] for k in raw.keys(f"{start}*")}
+    found = set()
+    for key in raw.keys(pattern or f"{start}*"):
+        name = text(key)
+        family = name.rpartition(":")[2]
+        if Layout.cluster:
+            Layout.family_tags[family] = name[len(prefix) + 9 : len(prefix) + 13]
+        found.add(family)
+    return found
 
 
 def the_family(raw: redis.Redis, prefix: str = "") -> str:
@@ -87,9 +143,9 @@ def the_family(raw: redis.Redis, prefix: str = "") -> str:
     return family
 
 
-def family_key(family: str) -> str:
-    """Where a refresh-token family lives."""
-    return f"session:refresh:family:{family}"
+def family_key(family: str, prefix: str = "") -> str:
+    """Where a refresh-token family lives (on a cluster: as ``families`` found it)."""
+    return sessions_at(prefix, Layout.family_tags.get(family)) + f"refresh:family:{family}"
 
 
 def text(value: object) -> str:
@@ -100,7 +156,7 @@ def text(value: object) -> str:
 
 def index_members(raw: redis.Redis, user_id: str | int) -> set[str]:
     """Every member of the user's index, live or not."""
-    return {text(m) for m in raw.zrange(f"session:user:{user_id}", 0, -1)}
+    return {text(m) for m in raw.zrange(index_key(user_id), 0, -1)}
 
 
 def indexed_families(raw: redis.Redis, user_id: str | int) -> set[str]:

@@ -34,7 +34,9 @@ from .helpers import (
     SECOND,
     FakeClock,
     families,
+    handle,
     id_whose_hash,
+    index_key,
     index_members,
     indexed_families,
     key_of,
@@ -44,7 +46,6 @@ from .helpers import (
     no_io_manager,
     server_clock,
     server_ms,
-    sha,
     text,
     token_key,
 )
@@ -59,10 +60,10 @@ class TestUserIndex:
         nothing else after the call."""
         clock = server_clock(raw)
         sm = manager(flavor, 600, clock=clock)
-        expired = new_id()
+        expired = new_id("u")
         assert sm.create_session(expired, {"user_id": "u", "n": 0})
         clock.advance(300)
-        ids = [new_id() for _ in range(4)]
+        ids = [new_id("u") for _ in range(4)]
         for n, sid in enumerate(ids, 1):
             assert sm.create_session(sid, {"user_id": "u", "n": n})
         raw.delete(key_of(ids[0]))
@@ -70,7 +71,7 @@ class TestUserIndex:
         clock.advance(301)  # the first session's score is past
         listed = sm.get_user_sessions("u")
         assert sorted((s.handle, s.data["n"]) for s in listed) == sorted(
-            [(sha(ids[2]), 3), (sha(ids[3]), 4)]
+            [(handle(ids[2]), 3), (handle(ids[3]), 4)]
         )
         assert all(isinstance(s, UserSession) and 0 < s.expires_in <= 600 for s in listed)
         assert index_members(raw, "u") == {member(ids[2]), member(ids[3])}
@@ -81,24 +82,24 @@ class TestUserIndex:
         clock = server_clock(raw)
         sm = manager(flavor, 60, clock=clock)
         for cycle in range(40):
-            sid = id_whose_hash(starts_with_zero=cycle % 8 == 7)
+            sid = id_whose_hash(starts_with_zero=cycle % 8 == 7, user=8)
             assert sm.create_session(sid, {"user_id": 8})
             if cycle % 8 == 7:  # a cleaning create: only itself is left
-                assert raw.zrange("session:user:8", 0, -1) == [member(sid)]
+                assert raw.zrange(index_key(8), 0, -1) == [member(sid)]
             else:  # expired entries (and the last cleaner) wait for the next cleaner or read
-                assert raw.zcard("session:user:8") == cycle % 8 + 1 + (cycle > 7)
+                assert raw.zcard(index_key(8)) == cycle % 8 + 1 + (cycle > 7)
             clock.advance(61)
-        live = [id_whose_hash(starts_with_zero=False) for _ in range(3)]
+        live = [id_whose_hash(starts_with_zero=False, user=8) for _ in range(3)]
         for sid in live:
             assert sm.create_session(sid, {"user_id": 8})
-        assert {s.handle for s in sm.get_user_sessions(8)} == {sha(sid) for sid in live}
+        assert {s.handle for s in sm.get_user_sessions(8)} == {handle(sid) for sid in live}
         assert index_members(raw, 8) == {member(sid) for sid in live}  # the read cleaned up
 
     def test_index_outlives_its_longest_session(self, flavor: Flavor, raw: redis.Redis) -> None:
         """On Redis' own clock the index expires no earlier than its longest-lived member,
         whatever manager (ttl) wrote last, after extensions and refresh-token issues."""
         short, long = manager(flavor, 60), manager(flavor, 3600)
-        index = "session:user:9"
+        index = index_key(9)
 
         def check() -> None:
             keys = [text(k) for k in raw.keys("session:*")]
@@ -107,7 +108,7 @@ class TestUserIndex:
             # members PEXPIRE ttl on the server's ms clock a moment later: up to 2 ms apart.
             assert raw.pexpiretime(index) >= max(expiries) - 2
 
-        a, b = new_id(), new_id()
+        a, b = new_id(9), new_id(9)
         assert long.create_session(a, {"user_id": 9})
         check()
         assert short.create_session(b, {"user_id": 9})
@@ -125,18 +126,18 @@ class TestUserIndex:
     def test_revoke_by_handle(self, flavor: Flavor, raw: redis.Redis) -> None:
         """A handle from get_user_sessions ends that session (and its refresh token) only."""
         sm = manager(flavor)
-        keep, end = new_id(), new_id()
+        keep, end = new_id(4), new_id(4)
         assert sm.create_session(keep, {"user_id": 4, "device": "phone"})
         assert sm.create_session(end, {"user_id": 4, "device": "laptop"})
         token = sm.issue_refresh_token(end)
         assert token is not None
         (laptop,) = [s for s in sm.get_user_sessions(4) if s.data["device"] == "laptop"]
-        assert laptop.handle == sha(end)
+        assert laptop.handle == handle(end)
         assert sm.revoke_session(laptop.handle) is True
         assert sm.get_session(end) is None
         assert sm.refresh_session(token) is None
         assert sm.revoke_session(laptop.handle) is False
-        assert [s.handle for s in sm.get_user_sessions(4)] == [sha(keep)]
+        assert [s.handle for s in sm.get_user_sessions(4)] == [handle(keep)]
         assert index_members(raw, 4) == {member(keep)}
 
     @pytest.mark.parametrize(
@@ -160,14 +161,14 @@ class TestUserIndex:
         """An update naming another user_id (refused, or moving the session) leaves each
         user's list holding exactly the sessions whose data names that user."""
         sm = manager(flavor)
-        sid = new_id()
+        sid = new_id(1)
         assert sm.create_session(sid, {"user_id": 1})
         with contextlib.suppress(InvalidInputError):
             sm.update_session(sid, {"user_id": 2})
         owner = (sm.get_session(sid) or {})["user_id"]
         for user in (1, 2):
             listed = [s.handle for s in sm.get_user_sessions(user)]
-            assert listed == ([sha(sid)] if str(owner) == str(user) else [])
+            assert listed == ([handle(sid)] if str(owner) == str(user) else [])
 
     def test_sessions_without_user_are_not_indexed(self, flavor: Flavor, raw: redis.Redis) -> None:
         """Data without user_id makes no index; another user's list stays empty."""
@@ -182,10 +183,10 @@ class TestUserIndex:
         server's, a fresh session is still listed and its index keeps a TTL >= the session's."""
         clock = FakeClock(server_ms(raw) - 86400 * SECOND)
         sm = manager(flavor, clock=clock)
-        sid = new_id()
+        sid = new_id(12)
         assert sm.create_session(sid, {"user_id": 12})
-        assert [s.handle for s in sm.get_user_sessions(12)] == [sha(sid)]
-        assert raw.pttl("session:user:12") >= raw.pttl(key_of(sid)) - SECOND
+        assert [s.handle for s in sm.get_user_sessions(12)] == [handle(sid)]
+        assert raw.pttl(index_key(12)) >= raw.pttl(key_of(sid)) - SECOND
 
 
 class TestLogoutEverywhere:
@@ -195,7 +196,7 @@ class TestLogoutEverywhere:
         """Returns how many sessions ended; they and their tokens are dead; the index is
         gone; another user keeps everything."""
         sm = manager(flavor)
-        a, b, c, expired = new_id(), new_id(), new_id(), new_id()
+        a, b, c, expired = new_id(7), new_id(7), new_id(7), new_id(7)
         for sid in (a, b, c, expired):
             assert sm.create_session(sid, {"user_id": 7})
         token_a = sm.issue_refresh_token(a)
@@ -206,7 +207,7 @@ class TestLogoutEverywhere:
         assert pair is not None
         b2, token_b2 = pair
         raw.delete(key_of(expired))  # as if Redis had expired it
-        other = new_id()
+        other = new_id(8)
         assert sm.create_session(other, {"user_id": 8})
         token_other = sm.issue_refresh_token(other)
         assert token_other is not None
@@ -220,9 +221,9 @@ class TestLogoutEverywhere:
         assert raw.exists(token_key(token_a), token_key(token_b2)) == 0
         assert families(raw) == indexed_families(raw, 8)
         assert len(families(raw)) == 1
-        assert raw.exists("session:user:7") == 0
+        assert raw.exists(index_key(7)) == 0
         assert sm.get_session(other) == {"user_id": 8}
-        assert [s.handle for s in sm.get_user_sessions(8)] == [sha(other)]
+        assert [s.handle for s in sm.get_user_sessions(8)] == [handle(other)]
         assert sm.refresh_session(token_other) is not None
         assert sm.get_info()["refresh_reuse_detected"] == 0
         assert sm.delete_user_sessions(7) == 0
@@ -260,13 +261,13 @@ class TestGlobalManagers:
             conn = init_redis_sync()
             sm = arketic_cache.sync_session_manager
             assert sm.ttl == 3600
-            sid = new_id()
+            sid = new_id(1)
             assert sm.create_session(sid, {"user_id": 1, "role": "user"})
             assert sm.get_session(sid) == {"user_id": 1, "role": "user"}
             assert HOUR_MS - 2 * SECOND < conn.sync_client.pttl(key_of(sid)) <= HOUR_MS
             assert sm.update_session(sid, {"role": "admin"})
             assert sm.extend_session(sid)
-            assert [s.handle for s in sm.get_user_sessions(1)] == [sha(sid)]
+            assert [s.handle for s in sm.get_user_sessions(1)] == [handle(sid)]
             assert sm.delete_session(sid)
             assert sm.get_session(sid) is None
         finally:
@@ -279,7 +280,7 @@ class TestGlobalManagers:
             conn = await init_redis(f"memory://test-{uuid.uuid4().hex}")
             try:
                 sm = arketic_cache.session_manager
-                sid = new_id()
+                sid = new_id(1)
                 assert await sm.create_session(sid, {"user_id": 1})
                 assert await sm.get_session(sid) == {"user_id": 1}
                 assert HOUR_MS - 2 * SECOND < await conn.client.pttl(key_of(sid)) <= HOUR_MS

@@ -35,6 +35,9 @@ from .helpers import (
     HOUR_MS,
     SECOND,
     SPEC_DATA,
+    family_key,
+    handle,
+    index_key,
     index_members,
     key_of,
     manager,
@@ -42,8 +45,8 @@ from .helpers import (
     new_id,
     no_io_manager,
     server_clock,
-    sha,
     the_family,
+    token_key,
     wait_until_gone,
 )
 
@@ -54,7 +57,7 @@ class TestSpecApi:
     def test_round_trip(self, flavor: Flavor) -> None:
         """create, get, update (merge), extend, delete; then every call sees no session."""
         sm = manager(flavor)
-        sid = new_id()
+        sid = new_id("u1")
         assert sm.create_session(sid, {"user_id": "u1", "role": "user"}) is True
         assert sm.get_session(sid) == {"user_id": "u1", "role": "user"}
         assert sm.update_session(sid, {"role": "admin", "theme": "dark"}) is True
@@ -70,7 +73,7 @@ class TestSpecApi:
     def test_spec_session_data_structure(self, flavor: Flavor) -> None:
         """The spec's example comes back as stored, and typed as ``SessionData``."""
         sm = manager(flavor)
-        sid = new_id()
+        sid = new_id(SPEC_DATA["user_id"])
         assert sm.create_session(sid, SPEC_DATA)
         assert sm.get_session(sid) == SPEC_DATA
         typed = sm.get_session_data(sid)
@@ -87,7 +90,7 @@ class TestSpecApi:
         """A ``SessionData`` is stored as its JSON form (unset fields left out, extra fields
         kept) and listed under its user."""
         sm = manager(flavor)
-        sid = new_id()
+        sid = new_id(42)
         model = SessionData.model_validate(
             {
                 "user_id": 42,
@@ -109,13 +112,13 @@ class TestSpecApi:
         typed = sm.get_session_data(sid)
         assert typed is not None
         assert typed.model_extra == {"plan": "pro"}
-        assert [s.handle for s in sm.get_user_sessions(42)] == [sha(sid)]
+        assert [s.handle for s in sm.get_user_sessions(42)] == [handle(sid)]
 
     def test_user_authentication_example(self, flavor: Flavor) -> None:
         """The spec's "User Authentication" call, by keyword, with an int user id."""
         sm = manager(flavor)
         user = SimpleNamespace(id=1234, email="ada@example.com", role="admin")
-        token = secrets.token_urlsafe(32)
+        token = sm.session_id_prefix(user.id) + secrets.token_urlsafe(32)  # "" on a server
         created = sm.create_session(
             session_id=token, data={"user_id": user.id, "email": user.email, "role": user.role}
         )
@@ -126,7 +129,7 @@ class TestSpecApi:
             "role": "admin",
         }
         listed = sm.get_user_sessions(user.id)
-        assert [s.handle for s in listed] == [sha(token)]
+        assert [s.handle for s in listed] == [handle(token)]
         as_str = sm.get_user_sessions("1234")  # int and str ids render alike
         assert [(s.handle, s.data) for s in as_str] == [(s.handle, s.data) for s in listed]
 
@@ -134,12 +137,12 @@ class TestSpecApi:
         """Sessions live 3600 s by default, at ``session:<sha256 of the id>``."""
         sm = manager(flavor)
         assert sm.ttl == 3600
-        sid = new_id()
+        sid = new_id(7)
         assert sm.create_session(sid, {"user_id": 7})
         key = key_of(sid)
         assert HOUR_MS - 2 * SECOND < raw.pttl(key) <= HOUR_MS
-        assert sorted(raw.keys("*")) == sorted([key, "session:user:7"])
-        assert raw.type("session:user:7") == "zset"
+        assert sorted(raw.keys("*")) == sorted([key, index_key(7)])
+        assert raw.type(index_key(7)) == "zset"
 
     @pytest.mark.parametrize("where", ["manager", "connection"])
     def test_configured_key_prefix(self, flavor: Flavor, raw: redis.Redis, where: str) -> None:
@@ -149,38 +152,38 @@ class TestSpecApi:
             sm = manager(flavor, key_prefix="app1:")
         else:
             sm = manager(flavor, connection=flavor.connect(key_prefix="app1:"))
-        sid = new_id()
+        sid = new_id(7)
         assert sm.create_session(sid, {"user_id": 7})  # the manager's first call
         token = sm.issue_refresh_token(sid)
         assert token is not None
         assert sorted(raw.keys("*")) == sorted(
             [
                 key_of(sid, "app1:"),
-                "app1:session:user:7",
-                f"app1:session:refresh:{sha(token)}",
-                f"app1:session:refresh:family:{the_family(raw, 'app1:')}",
+                index_key(7, "app1:"),
+                token_key(token, "app1:"),
+                family_key(the_family(raw, "app1:"), "app1:"),
             ]
         )
         assert sm.get_session(sid) == {"user_id": 7}
-        assert [s.handle for s in sm.get_user_sessions(7)] == [sha(sid)]
+        assert [s.handle for s in sm.get_user_sessions(7)] == [handle(sid)]
 
     def test_key_prefix_for_a_first_user_call(self, flavor: Flavor, raw: redis.Redis) -> None:
         """A fresh prefixed manager whose first call is get_user_sessions or
         delete_user_sessions finds the user's (prefixed) index."""
         warm = manager(flavor, key_prefix="app1:")
         assert warm.get_session(new_id()) is None  # the manager has made a call
-        sid = new_id()
+        sid = new_id(7)
         assert warm.create_session(sid, {"user_id": 7})
-        assert raw.exists("app1:session:user:7") == 1
+        assert raw.exists(index_key(7, "app1:")) == 1
         listed = manager(flavor, key_prefix="app1:").get_user_sessions(7)
-        assert [s.handle for s in listed] == [sha(sid)]
+        assert [s.handle for s in listed] == [handle(sid)]
         assert manager(flavor, key_prefix="app1:").delete_user_sessions(7) == 1
         assert raw.keys("*") == []
 
     def test_survives_script_flush(self, flavor: Flavor, raw: redis.Redis) -> None:
         """After SCRIPT FLUSH every call still works (the script is reloaded)."""
         sm = manager(flavor)
-        sid = new_id()
+        sid = new_id(1)
         assert sm.create_session(sid, {"user_id": 1})
         raw.script_flush()
         assert sm.extend_session(sid)
@@ -220,7 +223,7 @@ class TestUpdate:
     def test_shallow_merge_keeps_ttl(self, flavor: Flavor, raw: redis.Redis) -> None:
         """dict.update semantics (a nested object is replaced, not merged); TTL untouched."""
         sm = manager(flavor)
-        sid = new_id()
+        sid = new_id(SPEC_DATA["user_id"])
         assert sm.create_session(sid, SPEC_DATA)
         raw.pexpire(key_of(sid), 50_000)
         assert sm.update_session(sid, {"metadata": {"os": "linux"}, "cart": [1, 2]})
@@ -307,21 +310,21 @@ class TestExpiry:
         index score follows the seam's clock exactly."""
         clock = server_clock(raw)
         sm = manager(flavor, 600, clock=clock)
-        sid = new_id()
+        sid = new_id(3)
         assert sm.create_session(sid, {"user_id": 3})
-        assert raw.zscore("session:user:3", member(sid)) == clock.now + 600 * SECOND
+        assert raw.zscore(index_key(3), member(sid)) == clock.now + 600 * SECOND
         raw.pexpire(key_of(sid), 5_000)
         clock.advance(595)
         assert sm.extend_session(sid) is True
         assert 590 * SECOND < raw.pttl(key_of(sid)) <= 600 * SECOND
-        assert raw.zscore("session:user:3", member(sid)) == clock.now + 600 * SECOND
+        assert raw.zscore(index_key(3), member(sid)) == clock.now + 600 * SECOND
         (listed,) = sm.get_user_sessions(3)
         assert 590 < listed.expires_in <= 600
 
     def test_read_without_sliding_leaves_ttl(self, flavor: Flavor, raw: redis.Redis) -> None:
         """Without sliding, get_session / get_session_data / get_user_sessions keep the TTL."""
         sm = manager(flavor)
-        sid = new_id()
+        sid = new_id(3)
         assert sm.create_session(sid, {"user_id": 3})
         raw.pexpire(key_of(sid), 5_000)
         assert sm.get_session(sid) == {"user_id": 3}
@@ -333,13 +336,13 @@ class TestExpiry:
         """With sliding=True every read restarts the idle TTL and moves the index score."""
         clock = server_clock(raw)
         sm = manager(flavor, 600, sliding=True, clock=clock)
-        sid = new_id()
+        sid = new_id(3)
         assert sm.create_session(sid, {"user_id": 3})
         raw.pexpire(key_of(sid), 5_000)
         clock.advance(595)
         assert sm.get_session(sid) == {"user_id": 3}
         assert 590 * SECOND < raw.pttl(key_of(sid)) <= 600 * SECOND
-        assert raw.zscore("session:user:3", member(sid)) == clock.now + 600 * SECOND
+        assert raw.zscore(index_key(3), member(sid)) == clock.now + 600 * SECOND
         raw.pexpire(key_of(sid), 5_000)
         typed = sm.get_session_data(sid)
         assert typed is not None
@@ -350,7 +353,7 @@ class TestExpiry:
     def test_redis_expires_the_session(self, flavor: Flavor, raw: redis.Redis) -> None:
         """With ttl=0.05 Redis itself ends the session: every call then sees none."""
         sm = manager(flavor, 0.05)
-        sid = new_id()
+        sid = new_id(11)
         assert sm.create_session(sid, {"user_id": 11})
         assert 0 < raw.pttl(key_of(sid)) <= 50
         wait_until_gone(raw, key_of(sid))
@@ -371,7 +374,7 @@ class TestAbsoluteLifetime:
         returns False and the session is gone, from its key and its user's index."""
         clock = server_clock(raw)
         sm = manager(flavor, 600, max_lifetime=3600, clock=clock)
-        sid = new_id()
+        sid = new_id(5)
         assert sm.create_session(sid, {"user_id": 5})
         clock.advance(3000)
         assert sm.extend_session(sid)
@@ -379,7 +382,7 @@ class TestAbsoluteLifetime:
         clock.advance(599)  # created + 3599 s
         assert sm.extend_session(sid)
         assert 900 < raw.pttl(key_of(sid)) <= 1000
-        assert raw.zscore("session:user:5", member(sid)) == clock.now + 1000
+        assert raw.zscore(index_key(5), member(sid)) == clock.now + 1000
         clock.advance(1)  # created + 3600 s
         assert sm.extend_session(sid) is False
         assert raw.exists(key_of(sid)) == 0
@@ -392,7 +395,7 @@ class TestAbsoluteLifetime:
     ) -> None:
         """max_lifetime below the idle TTL: the session is created with the lifetime."""
         sm = manager(flavor, 3600, max_lifetime=10)
-        sid = new_id()
+        sid = new_id(5)
         assert sm.create_session(sid, {"user_id": 5})
         assert 9 * SECOND < raw.pttl(key_of(sid)) <= 10 * SECOND
         assert sm.extend_session(sid)
@@ -402,7 +405,7 @@ class TestAbsoluteLifetime:
         """Rotation keeps the original deadline; past it rotate returns None, session gone."""
         clock = server_clock(raw)
         sm = manager(flavor, 600, max_lifetime=3600, clock=clock)
-        sid = new_id()
+        sid = new_id(5)
         assert sm.create_session(sid, {"user_id": 5})
         clock.advance(3590)
         rotated = sm.rotate_session(sid)
@@ -417,7 +420,7 @@ class TestAbsoluteLifetime:
         """A sliding read 1 s before the deadline leaves 1 s; at the deadline it sees none."""
         clock = server_clock(raw)
         sm = manager(flavor, 600, max_lifetime=3600, sliding=True, clock=clock)
-        sid = new_id()
+        sid = new_id(5)
         assert sm.create_session(sid, {"user_id": 5})
         clock.advance(3599)
         assert sm.get_session(sid) == {"user_id": 5}

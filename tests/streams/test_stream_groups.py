@@ -93,6 +93,7 @@ class TestGroups:
         assert orders.ack(KEY, "billing", *ids) == 2
         assert orders.claim(KEY, "billing", "other", min_idle=0) == Claimed([], 0)
 
+    @pytest.mark.one_node  # KEY and DEAD hash to two slots (tests/cluster: a tagged pair)
     def test_entries_delivered_too_often_go_to_the_dead_letter_stream(
         self, orders: Any, raw: redis.Redis
     ) -> None:
@@ -109,6 +110,7 @@ class TestGroups:
         assert orders.pending(KEY, "billing") == 0, "acknowledged in the same step"
         assert orders.ack(KEY, "billing", poison) == 0
 
+    @pytest.mark.one_node  # as above
     def test_a_bad_entry_is_counted_skipped_and_left_pending(
         self, orders: Any, raw: redis.Redis
     ) -> None:
