@@ -24,6 +24,7 @@ from arketic_cache.testing import RedisServer, find_redis_server
 
 from .cache_bench import Sizes, cache_benchmarks, one_kb_value
 from .cached_bench import cached_benchmarks
+from .cluster_bench import cluster_benchmarks
 from .health_bench import health_benchmarks
 from .http_bench import http_benchmarks, http_summary
 from .messaging_bench import messaging_benchmarks, messaging_summary
@@ -60,6 +61,7 @@ GROUPS = (
     "health",
     "observability",
     "messaging",
+    "cluster",
     "http",
     "transfer",
 )
@@ -130,6 +132,10 @@ async def _run(
             messaging_rows, messaging_notes = await messaging_benchmarks(server, sizes, stack)
             benchmarks += messaging_rows
             notes += messaging_notes
+        if "cluster" in groups:
+            cluster_rows, cluster_notes = await cluster_benchmarks(server, sizes, rounds, stack)
+            benchmarks += cluster_rows
+            notes += cluster_notes
         started = time.perf_counter()
         outcomes = await measure(benchmarks, rounds) if benchmarks else []
         if "messaging" in groups:
@@ -150,7 +156,7 @@ async def _run(
         f"rate-limit decision {sizes.get_calls}, session get and create {sizes.get_calls}, "
         f"health check {sizes.health_calls}, pub/sub single messages {sizes.pubsub_calls}, "
         f"pub/sub burst {sizes.pubsub_burst} messages, consumer group {sizes.group_entries} "
-        f"entries read {sizes.group_chunk} at a time",
+        f"entries read {sizes.group_chunk} at a time, cluster rows {sizes.get_calls}",
         "HTTP rounds": http_rounds,
         "timed": f"{elapsed:.1f} s",
         "python": platform.python_version(),

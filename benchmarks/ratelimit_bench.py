@@ -56,7 +56,7 @@ from .ratelimit_peers import (
 )
 from .timing import Benchmark, Contender, Target, async_batch, sync_batch
 
-__all__ = ["rate_limit_benchmarks"]
+__all__ = ["WINDOW_US", "keys_per_contender", "rate_limit_benchmarks"]
 
 SYNC_TARGET = Target(1.25, "ratio", "rate-limit decision (sync) vs raw INCR")
 ASYNC_TARGET = Target(1.4, "ratio", "rate-limit decision (async) vs raw INCR")
@@ -68,7 +68,7 @@ TRIVIAL_SCRIPT = "return 1"
 MEMORY_LIMITS = (100, 1000)
 
 
-def _key_count(rounds: int, calls: int) -> int:
+def keys_per_contender(rounds: int, calls: int) -> int:
     """Keys per contender so that no key reaches ``LIMIT``: the warm-up, every round, a probe."""
     decisions = (rounds + 1) * calls + 1
     return max(MIN_KEYS, math.ceil(decisions / (LIMIT - FILL_LEVELS)))
@@ -298,7 +298,7 @@ async def rate_limit_benchmarks(
     conn, raw, araw = open_clients(url, stack)
 
     calls = sizes.get_calls
-    key_count = _key_count(rounds, calls)
+    key_count = keys_per_contender(rounds, calls)
     rows: dict[RowKind, list[Contender]] = {kind: [] for kind in ROW_KINDS}
     for part in (await _floors(raw, araw, key_count), await _ours(conn, key_count, stack)):
         for kind, contenders in part.items():
