@@ -10,7 +10,12 @@
 --   kind 1  log: a sorted set with one member per admitted unit (id * 4096 + unit), scored
 --           by admission time; exact over any trailing window
 --   kind 2  buckets: a hash of 64 sub-window counters; the partly expired oldest bucket
---           still counts in full, so it may admit a little late but never too many
+--           still counts in full, so it may admit a little late but never too many. Beside
+--           the buckets: t, their running total; o, the oldest bucket that may be live;
+--           l, the newest; w, the window (µs). A decision reads those four and subtracts
+--           only the buckets that expired since the last one (each bucket once): O(1)
+--           amortised, never a whole-hash read (except once for a hash written without t,
+--           or with another width, which is then read as it was before)
 --   kind 3  calendar month (UTC): a hash {p = month number, n = units}; resets on the 1st
 -- Returns 'allowed now binding', then per limit ' count remaining retry_after reset_after'
 --   (integers, times in µs; binding = the limit that denied, or the one with least remaining)
@@ -58,6 +63,30 @@ local function month_of(days)
   return y, m
 end
 
+-- A bucket hash read whole (no running total yet, or another width): drop the expired
+-- buckets, and return the live total, oldest and newest bucket (nil, nil when none).
+local function whole(key, first, window)
+  local total, oldest, newest, stale = 0, nil, nil, {}
+  local fields = redis.call('HGETALL', key)
+  for j = 1, #fields, 2 do
+    local bucket = tonumber(fields[j])
+    if bucket == nil then
+      stale[#stale + 1] = fields[j]  -- t, o, l, w: rewritten below
+    elseif bucket < first then
+      stale[#stale + 1] = fields[j]
+    else
+      total = total + tonumber(fields[j + 1])
+      oldest = oldest and math.min(oldest, bucket) or bucket
+      newest = newest and math.max(newest, bucket) or bucket
+    end
+  end
+  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+  if newest then
+    redis.call('HSET', key, 't', total, 'o', int(oldest), 'l', int(newest), 'w', int(window))
+  end
+  return total, oldest, newest
+end
+
 -- Read each limit's state (dropping what has expired) and whether the request fits.
 local state = {}
 local fits = true
@@ -79,27 +108,38 @@ for i = 1, n do
     local width = window / BUCKETS
     s.width = width
     local first = math.floor((now - window) / width)  -- the oldest bucket still in the window
-    local live, stale = {}, {}
-    local fields = redis.call('HGETALL', key)
-    for j = 1, #fields, 2 do
-      local bucket = tonumber(fields[j])
-      if bucket < first then
-        stale[#stale + 1] = fields[j]
-      else
-        live[#live + 1] = {bucket, tonumber(fields[j + 1])}
-        s.count = s.count + tonumber(fields[j + 1])
+    local meta = redis.call('HMGET', key, 't', 'o', 'l', 'w')
+    local total, oldest, newest = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
+    if total == nil or tonumber(meta[4]) ~= window then
+      total, oldest, newest = whole(key, first, window)
+      s.meta = true
+    elseif newest < first then  -- all of it expired
+      redis.call('DEL', key)
+      total, oldest, newest = 0, nil, nil
+    elseif oldest < first then  -- subtract the buckets that left the window since
+      local gone = {}
+      for b = oldest, first - 1 do gone[#gone + 1] = int(b) end
+      for _, c in ipairs(redis.call('HMGET', key, unpack(gone))) do
+        total = total - (tonumber(c) or 0)
+      end
+      redis.call('HDEL', key, unpack(gone))
+      oldest = first
+      redis.call('HSET', key, 'o', int(oldest), 't', total)
+    end
+    s.count, s.oldest, s.newest = total, oldest, newest
+    local over = total + cost - limit
+    if over > 0 then  -- denied: bucket b leaves the window at (b + 1) * width + window
+      local live = {}
+      for b = math.max(oldest, first), newest do live[#live + 1] = int(b) end
+      local counts = redis.call('HMGET', key, unpack(live))
+      for j = 1, #live do
+        if over > 0 then
+          over = over - (tonumber(counts[j]) or 0)
+          if over <= 0 then s.retry = (tonumber(live[j]) + 1) * width + window - now end
+        end
       end
     end
-    if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
-    table.sort(live, function(a, b) return a[1] < b[1] end)
-    local over = s.count + cost - limit
-    for j = 1, #live do  -- bucket b leaves the window at (b + 1) * width + window
-      if over > 0 then
-        over = over - live[j][2]
-        if over <= 0 then s.retry = (live[j][1] + 1) * width + window - now end
-      end
-    end
-    if #live > 0 then s.reset = (live[#live][1] + 1) * width + window - now end
+    if newest then s.reset = (newest + 1) * width + window - now end
   else
     local y, m = month_of(math.floor(now / DAY))
     local period = y * 12 + m - 1
@@ -132,9 +172,16 @@ if fits then
       if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, 2 * ttl) end
       s.reset = s.window
     elseif s.kind == 2 then
-      redis.call('HINCRBY', key, int(math.floor(now / s.width)), cost)
+      local b = math.floor(now / s.width)
+      redis.call('HINCRBY', key, int(b), cost)
+      redis.call('HINCRBY', key, 't', cost)
+      if s.meta or s.newest == nil or b > s.newest or b < s.oldest then
+        local oldest = s.oldest and math.min(s.oldest, b) or b
+        local newest = s.newest and math.max(s.newest, b) or b
+        redis.call('HSET', key, 'o', int(oldest), 'l', int(newest), 'w', int(s.window))
+      end
       redis.call('PEXPIRE', key, math.ceil((s.window + s.width) / 1000))
-      s.reset = (math.floor(now / s.width) + 1) * s.width + s.window - now
+      s.reset = (b + 1) * s.width + s.window - now
     else
       if s.count == 0 then redis.call('HSET', key, 'p', s.period, 'n', 0) end
       redis.call('HINCRBY', key, 'n', cost)

@@ -34,7 +34,7 @@ for i = 1, #KEYS do
     local members = {}
     for unit = cost - amount, cost - 1 do members[#members + 1] = int(id * 4096 + unit) end
     given = redis.call('ZREM', key, unpack(members))
-  elseif kind == 2 then  -- the bucket it was counted in, if still there
+  elseif kind == 2 then  -- the bucket it was counted in, if still there (and the running total)
     local bucket = int(math.floor(at / (window / BUCKETS)))
     local units = tonumber(redis.call('HGET', key, bucket))
     if units then
@@ -44,6 +44,7 @@ for i = 1, #KEYS do
       else
         redis.call('HDEL', key, bucket)
       end
+      if redis.call('HEXISTS', key, 't') == 1 then redis.call('HINCRBY', key, 't', -given) end
     end
   else  -- the month it was counted in, if that is still the current one
     local stored = redis.call('HMGET', key, 'p', 'n')
