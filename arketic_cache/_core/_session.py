@@ -138,8 +138,9 @@ def handle_of(secret: str) -> str:
 
 
 def member(handle: str) -> str:
-    """A session's entry in its user's index (a JSON string)."""
-    return f'"{handle}"'
+    """A session's entry in its user's index: its handle, bare (64 bytes: the index keeps
+    Redis' compact encoding; indexes written before hold it quoted, which the script reads)."""
+    return handle
 
 
 def lookup_handle(secret: Any, min_length: int = MIN_ID_LENGTH) -> str | None:

@@ -6,7 +6,9 @@
 --   {"v":version,"c":created ms,"d":absolute deadline ms or 0,
 --    "f":refresh family id or null,"i":the user's index key or null,"data":{...}}
 -- "v" is bumped by every update (compare-and-set). The user index is a sorted set of JSON
--- strings, scored by expiry (ms): "H" for a session, "r:F" for refresh family F. Expired
+-- strings, scored by expiry (ms): H for a session, r:F for refresh family F (64 and 34
+-- bytes: within the 64 of the compact listpack encoding; indexes written before hold them
+-- quoted, "H" and "r:F", which every operation also reads, removes and rewrites bare). Expired
 -- members are dropped whenever the index is read, on rotate, issue and refresh, and on 1
 -- create in 16; the index expires with its longest-lived member, so it never outgrows the
 -- live sessions by more than a few.
@@ -76,7 +78,7 @@ local function start(key, m, data, index, name, family, ttl, lifetime)
     end
     -- Expired entries leave on every read of the index, and here on the 1 in 16 creates
     -- whose hash starts with 0: one call less for the others, and the index stays bounded.
-    if string.byte(m, 2) == 48 then redis.call('ZREMRANGEBYSCORE', name, '-inf', now) end
+    if string.byte(m, 1) == 48 then redis.call('ZREMRANGEBYSCORE', name, '-inf', now) end
     index_expire(name, ttl)
   end
   return 1
@@ -91,6 +93,18 @@ end
 
 -- "x" -> x, for members and ids that are hex (never escaped in JSON).
 local function unquote(json) return string.sub(json, 2, -2) end
+
+-- An index member as written now (bare), whether it was stored bare or quoted (before).
+local function bare(m)
+  if string.byte(m, 1) == 34 then return unquote(m) end
+  return m
+end
+
+-- Remove a member from an index in either form.
+local function drop(index, m)
+  local b = bare(m)
+  redis.call('ZREM', index, b, '"' .. b .. '"')
+end
 
 -- A stored session's parts, or nil if the value is missing or not ours. Inside a JSON
 -- string every quote is escaped, so the first ',"data":' ends the index key.
@@ -120,11 +134,11 @@ local function revoke(family, index, keep_session)
   local fam = redis.call('HMGET', key, 'token', 'session')
   if fam[1] then redis.call('DEL', P .. 'refresh:' .. unquote(fam[1])) end
   if fam[2] and not keep_session then
-    redis.call('DEL', P .. unquote(fam[2]))
-    if index then redis.call('ZREM', index, fam[2]) end
+    redis.call('DEL', P .. bare(fam[2]))
+    if index then drop(index, fam[2]) end
   end
   redis.call('DEL', key)
-  if index then redis.call('ZREM', index, '"r:' .. family .. '"') end
+  if index then drop(index, 'r:' .. family) end
 end
 
 -- End the session at key (member m, parts s): its index entry and refresh family go too.
@@ -132,7 +146,7 @@ local function finish(key, m, s)
   local ended = redis.call('DEL', key)
   if s then
     local index = s.index and cjson.decode(s.index)
-    if index then redis.call('ZREM', index, m) end
+    if index then drop(index, m) end
     if s.family then revoke(s.family, index, true) end
   end
   return ended
@@ -153,7 +167,10 @@ if op == 'extend' then
   redis.call('PEXPIRE', KEYS[1], ttl)
   if s.index then
     local index = cjson.decode(s.index)
-    redis.call('ZADD', index, now + ttl, ARGV[5])
+    if redis.call('ZADD', index, 'XX', 'CH', now + ttl, ARGV[5]) == 0 then
+      drop(index, ARGV[5])  -- listed quoted (written before), or not at all: list it bare
+      redis.call('ZADD', index, now + ttl, ARGV[5])
+    end
     index_expire(index, ttl)
   end
   if ARGV[6] == '1' then return value end
@@ -188,7 +205,7 @@ elseif op == 'rotate' then
   redis.call('PEXPIRE', KEYS[2], ttl)
   if s.index then
     local index = cjson.decode(s.index)
-    redis.call('ZREM', index, ARGV[5])
+    drop(index, ARGV[5])
     index_put(index, ARGV[6], now + ttl)
   end
   local family = s.family and P .. 'refresh:family:' .. s.family
@@ -201,11 +218,11 @@ elseif op == 'list' then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
   local found = {}
   for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-    if string.sub(m, 2, 3) ~= 'r:' then
-      local key = P .. unquote(m)
+    if string.sub(bare(m), 1, 2) ~= 'r:' then
+      local key = P .. bare(m)
       local value = redis.call('GET', key)
       if value then
-        found[#found + 1] = unquote(m)
+        found[#found + 1] = bare(m)
         found[#found + 1] = value
         found[#found + 1] = redis.call('PTTL', key)
       else
@@ -218,10 +235,10 @@ elseif op == 'list' then
 elseif op == 'logout' then
   local ended, families = 0, {}
   for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-    if string.sub(m, 2, 3) == 'r:' then
-      families[#families + 1] = string.sub(m, 4, -2)
+    if string.sub(bare(m), 1, 2) == 'r:' then
+      families[#families + 1] = string.sub(bare(m), 3)
     else
-      ended = ended + redis.call('DEL', P .. unquote(m))
+      ended = ended + redis.call('DEL', P .. bare(m))
     end
   end
   for _, family in ipairs(families) do revoke(family, nil, false) end
@@ -242,7 +259,7 @@ elseif op == 'issue' then
   redis.call('PEXPIRE', tkey, rttl)
   local value = envelope(s.version, s.created, s.deadline, family, s.index, s.data)
   redis.call('SET', KEYS[1], value, 'KEEPTTL')
-  if index then index_put(index, '"r:' .. family .. '"', now + rttl) end
+  if index then index_put(index, 'r:' .. family, now + rttl) end
   return 1
 
 elseif op == 'refresh' then
@@ -260,13 +277,13 @@ elseif op == 'refresh' then
   redis.call('HSET', KEYS[1], 'used', 1)
   -- The session the token was issued for ends; the new one takes its data if it still
   -- lives, else the copy the family kept.
-  local old = P .. unquote(fam[1])
+  local old = P .. bare(fam[1])
   local live = parse(redis.call('GET', old))
   local data = live and live.data or fam[2]
   redis.call('DEL', old)
-  if index then redis.call('ZREM', index, fam[1]) end
+  if index then drop(index, fam[1]) end
   local m, rttl = ARGV[4], tonumber(ARGV[8])
-  local started = start(P .. unquote(m), m, data, fam[3] or nil, index, family,
+  local started = start(P .. bare(m), m, data, fam[3] or nil, index, family,
     tonumber(ARGV[6]), tonumber(ARGV[7]))
   if started ~= 1 then return started end
   local tkey = P .. 'refresh:' .. ARGV[5]
@@ -274,7 +291,7 @@ elseif op == 'refresh' then
   redis.call('PEXPIRE', tkey, rttl)
   redis.call('HSET', fkey, 'token', '"' .. ARGV[5] .. '"', 'session', m, 'data', data)
   redis.call('PEXPIRE', fkey, rttl)
-  if index then index_put(index, '"r:' .. family .. '"', now + rttl) end
+  if index then index_put(index, 'r:' .. family, now + rttl) end
   return 1
 end
 return redis.error_reply('unknown session operation ' .. tostring(op))

@@ -4,7 +4,6 @@ session, the manager's clock seam anchored at the server's time, and managers of
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import secrets
 import time
@@ -114,8 +113,8 @@ def index_key(user: object, prefix: str = "") -> str:
 
 
 def member(session_id: str) -> str:
-    """The session's member in its user's index (a JSON string of its hash)."""
-    return json.dumps(sha(session_id))
+    """The session's member in its user's index: its hash, bare."""
+    return sha(session_id)
 
 
 def token_key(token: str, prefix: str = "") -> str:
@@ -160,8 +159,8 @@ def index_members(raw: redis.Redis, user_id: str | int) -> set[str]:
 
 
 def indexed_families(raw: redis.Redis, user_id: str | int) -> set[str]:
-    """The refresh-token families listed in the user's index (members ``"r:<id>"``)."""
-    return {m[3:-1] for m in index_members(raw, user_id) if m.startswith('"r:')}
+    """The refresh-token families listed in the user's index (members ``r:<id>``)."""
+    return {m[2:] for m in index_members(raw, user_id) if m.startswith("r:")}
 
 
 def server_ms(raw: redis.Redis) -> int:
