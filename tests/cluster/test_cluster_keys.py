@@ -12,6 +12,7 @@ from redis.cluster import RedisCluster
 
 from arketic_cache import (
     TTL,
+    BackendUnavailable,
     Claimed,
     ConfigurationError,
     InvalidInputError,
@@ -24,7 +25,7 @@ from arketic_cache import (
     SyncStreamRepository,
 )
 from arketic_cache._core._slots import key_slot
-from arketic_cache.testing import ClusterTopology
+from arketic_cache.testing import ClusterTopology, free_port
 
 from ..helpers import cluster_url, flush_cluster, raw_client
 from ..streams.helpers import Order
@@ -211,3 +212,29 @@ def test_a_nodes_open_breaker_skips_its_slots_only(conn: RedisConnection) -> Non
     assert all(served[key] is None for key in on_down)
     assert all(served[key] == 1 for key in keys if key not in on_down)
     assert conn.state.short_circuits - before == len(on_down)
+
+
+def test_no_seed_answering_degrades_and_names_why(cluster_topology: ClusterTopology) -> None:
+    """Every seed dead: a call degrades (strict: BackendUnavailable naming how many were
+    tried), then the whole-cluster breaker skips Redis; a wrong password is refused the same
+    way and never shown."""
+    dead = ",".join(f"127.0.0.1:{free_port()}" for _ in range(3))
+    conn = RedisConnection(url=f"redis+cluster://:pw-not-shown@{dead}", breaker_threshold=2)
+    try:
+        assert SyncRedisCache(conn).get("k") is None
+        with pytest.raises(BackendUnavailable, match="3 tried") as raised:
+            SyncRedisCache(conn, strict=True).get("k")
+        assert "pw-not-shown" not in str(raised.value)
+        assert SyncRedisCache(conn).get("k") is None
+        assert conn.state.short_circuits == 1
+        assert conn.state.breaker.state == "open"
+    finally:
+        conn.close_sync()
+    seeds = ",".join(f"{h}:{p}" for h, p in cluster_topology.seeds[:3])
+    wrong = RedisConnection(url=f"redis+cluster://:wrong-secret@{seeds}")
+    try:
+        with pytest.raises(BackendUnavailable) as refused:
+            SyncRedisCache(wrong, strict=True).get("k")
+        assert "wrong-secret" not in str(refused.value)
+    finally:
+        wrong.close_sync()
