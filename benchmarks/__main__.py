@@ -33,6 +33,7 @@ from .peers import peer_contenders
 from .ratelimit_bench import rate_limit_benchmarks
 from .report import markdown, write_json
 from .repository_bench import repository_benchmarks
+from .server_bench import server_notes
 from .session_bench import session_benchmarks
 from .timing import Benchmark, Outcome, measure
 from .transfer_bench import transfer_notes
@@ -53,6 +54,7 @@ HTTP_ROUNDS = (9, 2)
 
 #: The benchmark groups, in the order they run.
 GROUPS = (
+    "server",
     "cache",
     "repository",
     "cached",
@@ -99,6 +101,10 @@ async def _run(
     async with AsyncExitStack() as stack:
         benchmarks: list[Benchmark] = []
         notes: list[str] = []
+        if "server" in groups:
+            # First, on its own connection closed when done: no other group's listener then
+            # tracks keys (which would make writes pay for invalidations) or pings in its stats.
+            notes += server_notes(server)
         if "cache" in groups:
             peers, notes = await peer_contenders(server, one_kb_value(), stack)
             benchmarks += await cache_benchmarks(server.url, sizes, stack, peers)
