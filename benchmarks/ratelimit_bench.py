@@ -18,9 +18,27 @@ the exact log (``mode="auto"`` keeps a sorted set up to 128 requests). Rows:
 - peers: ``limits`` (see ``ratelimit_peers``), ``hit()`` alone and ``hit()`` +
   ``get_window_stats()``, the second call being what it takes to get remaining and reset.
 
+The bucket rows time one decision at 100,000 requests per minute in buckets,
+``check(key, Limit(100_000, 60, "buckets"))``: 64 sub-window counters in a hash, beside their
+running total, so the script reads four fields and drops only the sub-windows that left the
+window since the key's last decision (each once: O(1) amortised). Their keys (as many, cycled
+alike) are primed last of all, ours with one admitted request in each of the 64 sub-windows
+of the minute ending at Redis' time, through a limiter of its own on the ``clock=`` seam (the
+timed ones use Redis' clock): every sub-window live, the worst case of a whole-hash read.
+From then on one leaves the window every 0.94 s, dropped by the key's next decision (the
+note gives how long priming took, so how many the first decisions drop). Rows:
+
+- floor: ``limits``' ``FixedWindowRateLimiter.hit()`` at the same limit, each key primed with
+  64 admitted requests: one counter (an INCRBY script), the cheapest windowed limit, which
+  ours must not be slower than;
+- info: redis-py ``r.incr(k)``, the raw INCR (the floor, with no target, without ``limits``);
+- ours: ``SyncRedisRateLimiter().check(key, Limit(100_000, 60, "buckets"))``;
+  ``RedisRateLimiter`` for the async row.
+
 Every contender is primed and probed before it is timed (the probe must admit with the
-expected count), and our limiters must have answered every decision from Redis (none
-``degraded``) when the run ends. Memory is measured once, not timed, and reported in notes:
+expected count: ours at buckets probed as soon as primed, every sub-window still live), and
+our limiters must have answered every decision from Redis (none ``degraded``) when the run
+ends. Memory is measured once, not timed, and reported in notes:
 ``MEMORY USAGE`` of a key after ``limit`` admitted requests, ours and ``limits``'.
 """
 
@@ -28,7 +46,8 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -43,6 +62,9 @@ from .cache_bench import Sizes
 from .clients import open_clients
 from .peers import skip_note
 from .ratelimit_peers import (
+    BUCKET_FLOORS,
+    BUCKET_LIMIT,
+    BUCKETS,
     FILL_LEVELS,
     LIMIT,
     ROW_KINDS,
@@ -54,18 +76,21 @@ from .ratelimit_peers import (
     limits_memory,
     peer_rows,
 )
-from .timing import Benchmark, Contender, Target, async_batch, sync_batch
+from .timing import Benchmark, Contender, Role, Target, async_batch, sync_batch
 
 __all__ = ["WINDOW_US", "keys_per_contender", "rate_limit_benchmarks"]
 
 SYNC_TARGET = Target(1.25, "ratio", "rate-limit decision (sync) vs raw INCR")
 ASYNC_TARGET = Target(1.4, "ratio", "rate-limit decision (async) vs raw INCR")
+BUCKET_TARGET = Target(1.0, "ratio", "bucket decision vs limits' fixed window hit()")
 #: Fewest keys per contender; more when the run could fill a key to its limit.
 MIN_KEYS = 512
 WINDOW_US = 60_000_000
 TRIVIAL_SCRIPT = "return 1"
 #: The limits of the memory notes: ``mode="auto"`` keeps a log at the first, buckets at the second.
 MEMORY_LIMITS = (100, 1000)
+#: The bucket rows' limit: 64 sub-window counters in a hash.
+BUCKET = Limit(BUCKET_LIMIT, WINDOW_US / 1_000_000, "buckets")
 
 
 def keys_per_contender(rounds: int, calls: int) -> int:
@@ -74,8 +99,10 @@ def keys_per_contender(rounds: int, calls: int) -> int:
     return max(MIN_KEYS, math.ceil(decisions / (LIMIT - FILL_LEVELS)))
 
 
-def _expect_admitted(label: str, got: tuple[bool, int, int], count: int) -> None:
-    if got != (True, count, LIMIT - count):
+def _expect_admitted(
+    label: str, got: tuple[bool, int, int], count: int, limit: int = LIMIT
+) -> None:
+    if got != (True, count, limit - count):
         raise RuntimeError(f"{label}: got {got}, not an admission at count {count}")
 
 
@@ -224,6 +251,105 @@ async def _ours(
     }
 
 
+# -- buckets ---------------------------------------------------------------------------------------
+def _bucket_primer(conn: RedisConnection, raw: redis.Redis) -> Callable[[str], None]:
+    """Prime a key with one admitted request in each of the ``BUCKETS`` sub-windows of the
+    minute that ends now (Redis' time, read per key), through a limiter of its own whose
+    ``clock=`` steps over that minute."""
+    ticks = _spread_clock(raw, BUCKETS)
+    primer = SyncRedisRateLimiter(connection=conn, clock=lambda: ticks())
+
+    def prime(name: str) -> None:
+        nonlocal ticks
+        ticks = _spread_clock(raw, BUCKETS)
+        for count in range(1, BUCKETS + 1):
+            got = primer.check(name, BUCKET).as_tuple()
+            if got != (True, count, BUCKET_LIMIT - count):
+                raise RuntimeError(f"priming {name} got {got}, not an admission at count {count}")
+
+    return prime
+
+
+async def _buckets(
+    conn: RedisConnection,
+    raw: redis.Redis,
+    araw: redis.asyncio.Redis,
+    key_count: int,
+    floored: Collection[RowKind],
+    stack: AsyncExitStack,
+) -> tuple[dict[RowKind, list[Contender]], float]:
+    """The raw INCR and our rows of the bucket benchmarks, and the seconds ours took to prime.
+
+    The raw INCR is an info row of the kinds in ``floored`` (those have limits' fixed window),
+    else the floor.
+    """
+    limiter, alimiter = SyncRedisRateLimiter(connection=conn), RedisRateLimiter(connection=conn)
+    stack.push_async_callback(_check_decided, (limiter, alimiter))
+    incr_keys = key_names("incr-buckets", key_count)
+    aincr_keys = key_names("incr-buckets-aio", key_count)
+    names, anames = key_names("ours-buckets", key_count), key_names("ours-buckets-aio", key_count)
+
+    def incr(key: str) -> Any:
+        return raw.incr(key)
+
+    async def aincr(key: str) -> Any:
+        return await araw.incr(key)
+
+    def check(key: str) -> Any:
+        return limiter.check(key, BUCKET)
+
+    async def acheck(key: str) -> Any:
+        return await alimiter.check(key, BUCKET)
+
+    prime = _bucket_primer(conn, raw)
+    started = time.perf_counter()
+    prime(names[0])
+    prime(anames[0])
+    # Probed at once, before a sub-window can leave the window: the count is exact.
+    admitted = BUCKETS + 1
+    _expect_admitted("buckets check", check(names[0]).as_tuple(), admitted, BUCKET_LIMIT)
+    got = (await acheck(anames[0])).as_tuple()
+    _expect_admitted("async buckets check", got, admitted, BUCKET_LIMIT)
+    for name, aname in zip(names[1:], anames[1:], strict=True):
+        prime(name)
+        prime(aname)
+    primed_s = time.perf_counter() - started
+    for label, reply in (
+        ("raw INCR", incr(incr_keys[0])),
+        ("async raw INCR", await aincr(aincr_keys[0])),
+    ):
+        if reply != 1:
+            raise RuntimeError(f"{label} returned {reply!r}, not 1")
+
+    def incr_role(kind: RowKind) -> Role:
+        return "info" if kind in floored else "floor"
+
+    return {
+        "buckets sync": [
+            Contender(
+                "redis-py `r.incr(k)` (raw INCR)",
+                sync_batch(cycling_over(incr, incr_keys)),
+                incr_role("buckets sync"),
+            ),
+            Contender(
+                '`SyncRedisRateLimiter.check(k, Limit(100_000, 60, "buckets"))`',
+                sync_batch(cycling_over(check, names)),
+            ),
+        ],
+        "buckets async": [
+            Contender(
+                "redis.asyncio `await r.incr(k)` (raw INCR)",
+                async_batch(cycling_over(aincr, aincr_keys)),
+                incr_role("buckets async"),
+            ),
+            Contender(
+                '`await RedisRateLimiter.check(k, Limit(100_000, 60, "buckets"))`',
+                async_batch(cycling_over(acheck, anames)),
+            ),
+        ],
+    }, primed_s
+
+
 # -- memory ----------------------------------------------------------------------------------------
 def _spread_clock(raw: redis.Redis, size: int) -> Callable[[], int]:
     """A clock for ``size`` requests at even steps over the window that ends now (Redis time)."""
@@ -307,16 +433,43 @@ async def rate_limit_benchmarks(
     for kind, contenders in peers.items():
         rows[kind] += contenders
     notes += await _memory(server, conn, raw, stack)
+    # Last, so that as few of our keys' sub-windows as can be leave the window before timing.
+    floors, floor_notes = await peer_rows(server, key_count, stack, BUCKET_FLOORS)
+    notes += [note for note in floor_notes if note not in notes]  # limits missing: noted once
+    for kind, contenders in floors.items():
+        rows[kind] += contenders
+    ours, primed_s = await _buckets(conn, raw, araw, key_count, floors, stack)
+    for kind, contenders in ours.items():
+        rows[kind] += contenders
     notes.insert(
         0,
         f"rate limit: {LIMIT}/min per key; each contender cycles over {key_count} keys of its "
         f"own, key i starting with i % {FILL_LEVELS} admitted requests; every timed "
         "decision admits",
     )
+    notes.insert(
+        1,
+        f"rate limit, buckets: {BUCKET_LIMIT:,}/min per key, {key_count} keys per contender, "
+        f"each starting with {BUCKETS} admitted requests (limits' fixed window: one counter; "
+        f"ours: one in each of the {BUCKETS} sub-windows of the minute before, primed in "
+        f"{primed_s:.1f} s, key 0 first); a sub-window leaves the window every "
+        f"{WINDOW_US / BUCKETS / 1e6:.2f} s, which a key's next decision drops; every timed "
+        "decision admits",
+    )
 
-    specs: Sequence[tuple[RowKind, str, Target]] = (
+    specs: Sequence[tuple[RowKind, str, Target | None]] = (
         ("decision sync", "rate limit decision (sync)", SYNC_TARGET),
         ("decision async", "rate limit decision (async)", ASYNC_TARGET),
+        (
+            "buckets sync",
+            "rate limit buckets (sync)",
+            BUCKET_TARGET if "buckets sync" in floors else None,
+        ),
+        (
+            "buckets async",
+            "rate limit buckets (async)",
+            BUCKET_TARGET if "buckets async" in floors else None,
+        ),
     )
     benchmarks = [Benchmark(name, calls, rows[kind], target) for kind, name, target in specs]
     return benchmarks, notes

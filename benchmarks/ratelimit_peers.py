@@ -1,20 +1,25 @@
-"""The peer on the rate-limit rows: ``limits`` (5.x), its two Redis sliding-window strategies.
+"""The peer on the rate-limit rows: ``limits`` (5.x), three of its Redis strategies.
 
 - ``MovingWindowRateLimiter``: exact, a Redis list of admission times per key (the client's
   clock), one script call per ``hit()``;
 - ``SlidingWindowCounterRateLimiter``: approximate, two counters per key (this window and the
-  previous one, weighted by how much of it still overlaps), one script call per ``hit()``.
+  previous one, weighted by how much of it still overlaps), one script call per ``hit()``;
+- ``FixedWindowRateLimiter``: one counter per key and window (INCRBY, and EXPIRE when it
+  starts a window), one script call per ``hit()``: the cheapest windowed limit there is, so
+  the floor of the bucket rows (``BUCKET_LIMIT``), not a peer of the exact-log rows.
 
 ``hit()`` answers only admitted or not; the remaining count and reset time, which our single
-call returns, take ``get_window_stats()``: a second script call. Each strategy is timed with
-``hit()`` alone and with ``hit()`` + ``get_window_stats()``. Sync rows use
+call returns, take ``get_window_stats()``: a second script call. Each sliding strategy is timed
+with ``hit()`` alone and with ``hit()`` + ``get_window_stats()``, on the exact-log rows at
+``LIMIT`` (peers); the fixed window with ``hit()`` alone, on the bucket rows (their floor),
+each key primed with ``BUCKETS`` admitted requests like ours there. Sync rows use
 ``limits.storage.RedisStorage`` (redis-py), async rows ``limits.aio.storage.RedisStorage``
 with ``implementation="redispy"`` (``redis.asyncio``, the client ours and the floors use;
 limits' default there is coredis). Both connect with the server's own URL (port, password).
 
 ``limits`` is optional (``pip install -e '.[bench]'``) and imported dynamically; a missing or
 failing peer row becomes a note, not a failure. This module also holds what every rate-limit
-contender shares: the limit, the key sets and their fill levels.
+contender shares: the limits, the key sets and their fill levels.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import importlib
 import itertools
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import redis
@@ -30,9 +36,12 @@ import redis
 from arketic_cache.testing import RedisServer
 
 from .peers import skip_note
-from .timing import Contender, async_batch, sync_batch
+from .timing import Contender, Role, async_batch, sync_batch
 
 __all__ = [
+    "BUCKETS",
+    "BUCKET_FLOORS",
+    "BUCKET_LIMIT",
     "FILL_LEVELS",
     "LIMIT",
     "ROW_KINDS",
@@ -45,12 +54,22 @@ __all__ = [
     "peer_rows",
 ]
 
-RowKind = Literal["decision sync", "decision async"]
-ROW_KINDS: tuple[RowKind, ...] = ("decision sync", "decision async")
-#: Every timed contender's limit: requests per trailing minute.
+RowKind = Literal["decision sync", "decision async", "buckets sync", "buckets async"]
+ROW_KINDS: tuple[RowKind, ...] = (
+    "decision sync",
+    "decision async",
+    "buckets sync",
+    "buckets async",
+)
+#: The decision rows' limit: requests per trailing minute.
 LIMIT = 100
 #: Key ``i`` of a set starts with ``i % FILL_LEVELS`` admitted requests in its window.
 FILL_LEVELS = 64
+#: The bucket rows' limit per minute: far above what a run sends to a key, so all admit.
+BUCKET_LIMIT = 100_000
+#: Sub-window counters of a bucket limit (the library's); every bucket-row key starts with
+#: this many admitted requests.
+BUCKETS = 64
 Rows = dict[RowKind, list[Contender]]
 Builder = Callable[
     [RedisServer, Sequence[str], AsyncExitStack], Coroutine[Any, Any, tuple[RowKind, Contender]]
@@ -77,6 +96,25 @@ def _refuse(label: str, what: str) -> None:
     raise RuntimeError(f"{label}: {what}; the benchmark would be meaningless")
 
 
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """Where a strategy's contender goes (sync and async kinds, role), its limit and priming."""
+
+    sync: RowKind
+    aio: RowKind
+    role: Role
+    limit: int
+    primed: Callable[[int], int]  # admitted requests key ``index`` holds before timing
+
+
+def _buckets_primed(index: int) -> int:
+    return BUCKETS
+
+
+DECISION = _Row("decision sync", "decision async", "peer", LIMIT, fill)
+BUCKET = _Row("buckets sync", "buckets async", "floor", BUCKET_LIMIT, _buckets_primed)
+
+
 # -- sync ------------------------------------------------------------------------------------------
 def _sync_storage(server: RedisServer, stack: AsyncExitStack) -> Any:
     storage = importlib.import_module("limits.storage").RedisStorage(server.url)
@@ -84,16 +122,17 @@ def _sync_storage(server: RedisServer, stack: AsyncExitStack) -> Any:
     return storage
 
 
-def _limits_sync(strategy: str, with_stats: bool) -> Builder:
+def _limits_sync(strategy: str, with_stats: bool, row: _Row = DECISION) -> Builder:
     async def build(
         server: RedisServer, names: Sequence[str], stack: AsyncExitStack
     ) -> tuple[RowKind, Contender]:
         limits = importlib.import_module("limits")
         limiter = getattr(limits.strategies, strategy)(_sync_storage(server, stack))
-        item = limits.RateLimitItemPerMinute(LIMIT)
+        item = limits.RateLimitItemPerMinute(row.limit)
         label = f"limits `{strategy}.hit()`" + (" + `get_window_stats()`" if with_stats else "")
         for index, name in enumerate(names):
-            if fill(index) and not limiter.hit(item, name, cost=fill(index)):
+            cost = row.primed(index)
+            if cost and not limiter.hit(item, name, cost=cost):
                 _refuse(label, "priming was refused")
 
         def hit(name: str) -> bool:
@@ -104,14 +143,14 @@ def _limits_sync(strategy: str, with_stats: bool) -> Builder:
 
         if with_stats:
             admitted, stats = hit_and_stats(names[0])
-            if not admitted or stats.remaining != LIMIT - fill(0) - 1:
+            if not admitted or stats.remaining != row.limit - row.primed(0) - 1:
                 _refuse(label, f"the probe got {admitted}, {stats}")
             run = sync_batch(cycling_over(hit_and_stats, names))
         else:
             if not hit(names[0]):
                 _refuse(label, "the probe was refused")
             run = sync_batch(cycling_over(hit, names))
-        return "decision sync", Contender(label, run, "peer")
+        return row.sync, Contender(label, run, row.role)
 
     return build
 
@@ -131,19 +170,20 @@ def _async_cycling(
     return cycling_over(fn, names)
 
 
-def _limits_async(strategy: str, with_stats: bool) -> Builder:
+def _limits_async(strategy: str, with_stats: bool, row: _Row = DECISION) -> Builder:
     async def build(
         server: RedisServer, names: Sequence[str], stack: AsyncExitStack
     ) -> tuple[RowKind, Contender]:
         limits = importlib.import_module("limits")
         strategies = importlib.import_module("limits.aio.strategies")
         limiter = getattr(strategies, strategy)(_async_storage(server, stack))
-        item = limits.RateLimitItemPerMinute(LIMIT)
+        item = limits.RateLimitItemPerMinute(row.limit)
         label = f"limits.aio `await {strategy}.hit()`" + (
             " + `get_window_stats()`" if with_stats else ""
         )
         for index, name in enumerate(names):
-            if fill(index) and not await limiter.hit(item, name, cost=fill(index)):
+            cost = row.primed(index)
+            if cost and not await limiter.hit(item, name, cost=cost):
                 _refuse(label, "priming was refused")
 
         async def hit(name: str) -> bool:
@@ -154,20 +194,21 @@ def _limits_async(strategy: str, with_stats: bool) -> Builder:
 
         if with_stats:
             admitted, stats = await hit_and_stats(names[0])
-            if not admitted or stats.remaining != LIMIT - fill(0) - 1:
+            if not admitted or stats.remaining != row.limit - row.primed(0) - 1:
                 _refuse(label, f"the probe got {admitted}, {stats}")
             run = async_batch(_async_cycling(hit_and_stats, names))
         else:
             if not await hit(names[0]):
                 _refuse(label, "the probe was refused")
             run = async_batch(_async_cycling(hit, names))
-        return "decision async", Contender(label, run, "peer")
+        return row.aio, Contender(label, run, row.role)
 
     return build
 
 
 MOVING, COUNTER = "MovingWindowRateLimiter", "SlidingWindowCounterRateLimiter"
-#: (tag of the contender's keys, builder), in the order the rows are shown.
+FIXED = "FixedWindowRateLimiter"
+#: (tag of the contender's keys, builder), in the order the rows are shown: the decision rows'.
 PEERS: tuple[tuple[str, Builder], ...] = (
     ("limits-mw", _limits_sync(MOVING, with_stats=False)),
     ("limits-mw-stats", _limits_sync(MOVING, with_stats=True)),
@@ -178,15 +219,26 @@ PEERS: tuple[tuple[str, Builder], ...] = (
     ("limits-swc-aio", _limits_async(COUNTER, with_stats=False)),
     ("limits-swc-stats-aio", _limits_async(COUNTER, with_stats=True)),
 )
+#: The bucket rows' floors, sync and async: the fixed window at ``BUCKET_LIMIT``.
+BUCKET_FLOORS: tuple[tuple[str, Builder], ...] = (
+    ("limits-fw", _limits_sync(FIXED, with_stats=False, row=BUCKET)),
+    ("limits-fw-aio", _limits_async(FIXED, with_stats=False, row=BUCKET)),
+)
 
 
 async def peer_rows(
-    server: RedisServer, key_count: int, stack: AsyncExitStack
+    server: RedisServer,
+    key_count: int,
+    stack: AsyncExitStack,
+    builders: Sequence[tuple[str, Builder]] = PEERS,
 ) -> tuple[Rows, list[str]]:
-    """The peers' contenders by row (each primed on ``key_count`` keys), and skip notes."""
+    """The contenders of ``builders`` by row (each primed on ``key_count`` keys), and skip notes.
+
+    ``builders`` are the decision rows' peers unless given (``BUCKET_FLOORS``).
+    """
     rows: Rows = {}
     notes: list[str] = []
-    for tag, build in PEERS:
+    for tag, build in builders:
         try:
             kind, contender = await build(server, key_names(tag, key_count), stack)
         except Exception as exc:  # a missing or broken peer must not stop our own benchmarks

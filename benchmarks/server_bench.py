@@ -362,7 +362,7 @@ def _rate(
         Operation(
             '`check(k, Limit(100000, 60, "buckets"))`, 64 live buckets',
             admitted(lambda: stepped.check(bucket_key, buckets), "buckets"),
-            "rate_limit.lua",
+            "rate_bucket.lua",
         ),
         Operation("`check(k, 100)`, denied (log full)", denied, "rate_log.lua"),
         Operation(

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Literal, TypeAlias
 
 from .._exceptions import InvalidInputError
-from .._lua import RATE_LIMIT, RATE_LOG, RATE_REFUND, LuaScript
+from .._lua import RATE_BUCKET, RATE_LIMIT, RATE_LOG, RATE_REFUND, LuaScript
 from ._effects import Arg, Eval, Flow
 
 __all__ = [
@@ -201,7 +201,9 @@ class Plan:
             tail += [limit.kind, limit.limit]
         tail += [limit.window_us for limit in limits]
         tightest = min(limits, key=lambda limit: limit.limit)
-        script = RATE_LOG if len(limits) == 1 and limits[0].kind == _LOG else RATE_LIMIT
+        script = RATE_LIMIT
+        if len(limits) == 1:  # the common cases have lean scripts of their own
+            script = {_LOG: RATE_LOG, _BUCKETS: RATE_BUCKET}.get(limits[0].kind, RATE_LIMIT)
         return cls(limits, suffixes, tuple(tail), tightest, script)
 
 

@@ -9,6 +9,7 @@ from importlib.resources import files
 __all__ = [
     "HASH_UPDATE",
     "INCREMENT_WITH_TTL",
+    "RATE_BUCKET",
     "RATE_LIMIT",
     "RATE_LOG",
     "RATE_REFUND",
@@ -41,6 +42,7 @@ def load(name: str) -> LuaScript:
 
 HASH_UPDATE = load("hash_update")
 INCREMENT_WITH_TTL = load("increment_with_ttl")
+RATE_BUCKET = load("rate_bucket")
 RATE_LIMIT = load("rate_limit")
 RATE_LOG = load("rate_log")
 RATE_REFUND = load("rate_refund")

@@ -175,12 +175,14 @@ if fits then
       local b = math.floor(now / s.width)
       redis.call('HINCRBY', key, int(b), cost)
       redis.call('HINCRBY', key, 't', cost)
+      -- Its expiry, set when a bucket starts (window + width from its first admission), is
+      -- past the moment the newest bucket leaves the window.
       if s.meta or s.newest == nil or b > s.newest or b < s.oldest then
         local oldest = s.oldest and math.min(s.oldest, b) or b
         local newest = s.newest and math.max(s.newest, b) or b
         redis.call('HSET', key, 'o', int(oldest), 'l', int(newest), 'w', int(s.window))
+        if newest == b then redis.call('PEXPIRE', key, math.ceil((s.window + s.width) / 1000)) end
       end
-      redis.call('PEXPIRE', key, math.ceil((s.window + s.width) / 1000))
       s.reset = (b + 1) * s.width + s.window - now
     else
       if s.count == 0 then redis.call('HSET', key, 'p', s.period, 'n', 0) end

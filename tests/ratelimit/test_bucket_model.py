@@ -68,10 +68,14 @@ def steps(rng: random.Random, window: int) -> int:
     )
 
 
+@pytest.mark.parametrize("alone", [True, False], ids=["alone", "with-another-limit"])
 @pytest.mark.parametrize("seed", range(6))
-def test_running_total_answers_as_the_model(flavor: Flavor, seed: int) -> None:
+def test_running_total_answers_as_the_model(flavor: Flavor, seed: int, alone: bool) -> None:
+    """One bucket limit (its lean script), and the same limit beside a second one that never
+    binds (the general script): every reply as the model's."""
     rng = random.Random(seed)
     limit = Limit(rng.choice([20, 200, 5000]), rng.choice([6.4, 60, 3.7]), "buckets")
+    limits = (limit,) if alone else (limit, Limit(10**9, 3600, "buckets"))
     clock = FakeClock(T0 + rng.randrange(10**6))
     rl = limiter(flavor, clock=clock)
     model = BucketModel(limit.limit, limit.window_us)
@@ -84,7 +88,7 @@ def test_running_total_answers_as_the_model(flavor: Flavor, seed: int) -> None:
             assert rl.refund(decision, amount) == model.refund(at, amount)
             continue
         cost = rng.randint(1, max(1, limit.limit // 4))
-        decision = rl.check("k", limit, cost=cost)
+        decision = rl.check("k", *limits, cost=cost)
         assert view(decision)[:5] == model.decide(clock.now, cost), (seed, clock.now - T0)
         if decision.allowed:
             admitted.append((decision, clock.now))

@@ -26,6 +26,7 @@ from .helpers import (
     max_in_any_window,
     micros,
     real_redis_only,
+    several,
     us,
     view,
 )
@@ -104,6 +105,27 @@ class TestBuckets:
         assert not rl.check("k", limit).allowed
         clock.now = T0 + 65 * SECOND
         assert rl.check("k", limit).as_tuple() == (True, 1, 1)
+
+    @pytest.mark.parametrize("alone", [True, False], ids=["alone", "with-another-limit"])
+    def test_expiry_is_set_when_a_bucket_starts(
+        self, flavor: Flavor, raw: redis.Redis, alone: bool
+    ) -> None:
+        """The key's TTL (window + one bucket) is set by a bucket's first admission, which is
+        enough for every later one in that bucket; a new bucket sets it again."""
+        clock = FakeClock(T0)
+        rl = limiter(flavor, clock=clock)
+        limit = Limit(1000, 64, "buckets")  # 1 s buckets
+        limits = (limit,) if alone else (limit, Limit(10**6, 3600, "buckets"))
+        key = "k" if alone else several(raw, "k", limit.tag)
+        assert rl.check("k", *limits).allowed
+        assert 64_000 < raw.pttl(key) <= 65_000
+        raw.pexpire(key, 50_000)  # as if time had passed on the server
+        clock.advance(0.5)  # the same bucket
+        assert rl.check("k", *limits).allowed
+        assert raw.pttl(key) <= 50_000  # not touched
+        clock.advance(0.5)  # the next bucket
+        assert rl.check("k", *limits).allowed
+        assert 64_000 < raw.pttl(key) <= 65_000
 
     def test_hash_stays_within_65_fields(self, flavor: Flavor, raw: redis.Redis) -> None:
         """Admissions in every bucket for two windows: the hash never exceeds 65 buckets
