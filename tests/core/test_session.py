@@ -31,7 +31,7 @@ def script(op: str, keys: tuple[str, ...], *args: Any, now: Any = "") -> Eval:
     return Eval(SESSION, keys, (op, now, PREFIX, *args))
 
 
-END = script("delete", (KEY,), '"h1"')
+END = script("delete", (KEY,), "h1")
 
 CORRUPT = [
     pytest.param("not json", id="not-an-envelope"),
@@ -74,7 +74,7 @@ class TestRead:
         stats = flows.SessionStats()
         flow = flows.touch(KEY, HANDLE, 5000, PREFIX, 42, stats)
         effects, result = step(flow, [stored({"u": 2})])
-        assert effects == [script("extend", (KEY,), 5000, '"h1"', "1", now=42)]
+        assert effects == [script("extend", (KEY,), 5000, "h1", "1", now=42)]
         assert result == {"u": 2}
 
     @pytest.mark.parametrize(("reply", "ends"), [(None, False), ("garbage", True)])
@@ -96,7 +96,7 @@ class TestWrites:
         index = ("idx:u1", '"idx:u1"')
         flow = flows.create(KEY, HANDLE, b"{}", index, 10, 20, PREFIX, None, stats)
         effects, result = step(flow, [1])
-        assert effects == [script("create", (KEY, "idx:u1"), b"{}", '"idx:u1"', 10, 20, '"h1"')]
+        assert effects == [script("create", (KEY, "idx:u1"), b"{}", '"idx:u1"', 10, 20, "h1")]
         assert result is True
         assert stats.created == 1
 
@@ -105,7 +105,7 @@ class TestWrites:
         stats = flows.SessionStats()
         flow = flows.create(KEY, HANDLE, b"{}", None, 10, 20, PREFIX, 7, stats)
         effects, result = step(flow, [0])
-        assert effects == [script("create", (KEY,), b"{}", "", 10, 20, '"h1"', now=7)]
+        assert effects == [script("create", (KEY,), b"{}", "", 10, 20, "h1", now=7)]
         assert result is False
         assert stats.created == 0, "a taken id created nothing"
 
@@ -113,7 +113,7 @@ class TestWrites:
     def test_extend(self, reply: Any, expected: bool) -> None:
         """extend is False only when the session is gone (a None reply)."""
         effects, result = step(flows.extend(KEY, HANDLE, 100, PREFIX, None), [reply])
-        assert effects == [script("extend", (KEY,), 100, '"h1"', "0")]
+        assert effects == [script("extend", (KEY,), 100, "h1", "0")]
         assert result is expected
 
     @pytest.mark.parametrize(("reply", "expected"), [(1, True), (0, False), (None, False)])
@@ -130,7 +130,7 @@ class TestWrites:
         stats = flows.SessionStats()
         flow = flows.rotate(KEY, HANDLE, "session:h2", "h2", 9, PREFIX, None, stats)
         effects, result = step(flow, [1])
-        assert effects == [script("rotate", (KEY, "session:h2"), 9, '"h1"', '"h2"')]
+        assert effects == [script("rotate", (KEY, "session:h2"), 9, "h1", "h2")]
         assert result is True
         assert stats.rotated == 1
 
@@ -150,7 +150,7 @@ class TestWrites:
         stats = flows.SessionStats()
         flow = flows.refresh("rt:x", "h2", "t2", 1, 2, 3, PREFIX, None, stats)
         effects, result = step(flow, [reply])
-        assert effects == [script("refresh", ("rt:x",), '"h2"', "t2", 1, 2, 3)]
+        assert effects == [script("refresh", ("rt:x",), "h2", "t2", 1, 2, 3)]
         assert result is expected
         assert stats.refresh_reuse == reuse
         assert stats.refreshed == int(expected)
