@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections import deque
 
 import pytest
 
 from arketic_cache import (
     RedisConnection,
+    _counters,
+    _lookups,
     check_redis_health_sync,
     health_report,
     health_report_sync,
@@ -20,6 +24,15 @@ from arketic_cache.testing import ClusterTopology
 from ..helpers import cluster_url, redis_server_binary
 
 pytestmark = [pytest.mark.redis, pytest.mark.cluster]
+
+
+@pytest.fixture(autouse=True)
+def fresh_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hit rate counts only this test's caches (none): other tests' lookups in this
+    process must not turn the verdict into a hit-rate warning."""
+    monkeypatch.setattr(_counters, "_live", {})
+    monkeypatch.setattr(_counters, "_retired", {})
+    monkeypatch.setattr(_lookups, "_samples", deque([(time.monotonic(), 0, 0)], maxlen=64))
 
 
 def test_a_healthy_cluster_reports_every_node(cluster_topology: ClusterTopology) -> None:
