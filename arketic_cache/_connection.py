@@ -134,12 +134,18 @@ def _client_options(settings: RedisSettings, flavour: Literal["sync", "async"]) 
     return options
 
 
-def bytes_client(settings: RedisSettings) -> redis.Redis:
-    """A new blocking redis-py client of ``settings`` returning bytes over RESP2 (binary-safe
-    replies of a fixed shape, for the operator's tools); the caller closes it."""
+def _bytes_options(settings: RedisSettings) -> dict[str, Any]:
+    """The blocking client's options, replies as bytes over RESP2."""
     options = _client_options(settings, "sync")
     options.update(decode_responses=False, protocol=2)
     del options["encoding_errors"]
+    return options
+
+
+def bytes_client(settings: RedisSettings) -> redis.Redis:
+    """A new blocking redis-py client of ``settings`` returning bytes over RESP2 (binary-safe
+    replies of a fixed shape, for the operator's tools); the caller closes it."""
+    options = _bytes_options(settings)
     if settings.scheme == "memory":
         import fakeredis
 
@@ -203,10 +209,7 @@ def cluster_bytes_clients(
     from ._core._cluster import parse_slots
 
     assert settings.cluster is not None
-    options = _client_options(settings, "sync")
-    options.update(decode_responses=False, protocol=2)
-    del options["encoding_errors"]
-    template = redis.ConnectionPool.from_url(_node_url(settings), **options)
+    template = redis.ConnectionPool.from_url(_node_url(settings), **_bytes_options(settings))
 
     def client_of(node: tuple[str, int]) -> redis.Redis:
         kwargs = {**template.connection_kwargs, "host": node[0], "port": node[1]}
@@ -426,9 +429,8 @@ class RedisConnection:
             # Every process meets on the primary of one slot (RENDEZVOUS_SLOT), where PUBLISH
             # goes too; while the map is unknown (no node answered, or an asyncio subscriber
             # before any call, which must not block its loop), the nodes in turn.
-            driver = self.sync_driver
-            if load_map and isinstance(driver, SyncClusterDriver):
-                driver.load_map()
+            if load_map and isinstance(driver := self.sync_driver, SyncClusterDriver):
+                driver.load_map()  # (an asyncio subscriber makes no blocking driver)
             if state.map is not None and state.map.owners[RENDEZVOUS_SLOT] is not None:
                 options["host"], options["port"] = state.node_for(RENDEZVOUS_SLOT)
             else:

@@ -186,7 +186,7 @@ class Coherence:
     @property
     def own_listeners(self) -> int:
         """How many of the announce channel's subscribers are this connection's (0 or 1);
-        -1 on a cluster, where the scripts cannot count them (so they always publish)."""
+        -1 on a cluster, where a node cannot count them: the scripts then publish unasked."""
         if self.cluster:
             return -1
         return 1 if self.mode == "announce" else 0

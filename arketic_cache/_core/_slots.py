@@ -5,31 +5,12 @@ Multi-key effects are grouped per slot, so the same flows run on a cluster uncha
 
 from __future__ import annotations
 
+from binascii import crc_hqx
 from collections.abc import Iterable
 
 __all__ = ["SLOT_COUNT", "group_by_slot", "key_slot"]
 
 SLOT_COUNT = 16384
-
-
-def _crc16_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-        table.append(crc & 0xFFFF)
-    return tuple(table)
-
-
-_TABLE = _crc16_table()
-
-
-def _crc16(data: bytes) -> int:
-    crc = 0
-    for byte in data:
-        crc = ((crc << 8) & 0xFF00) ^ _TABLE[((crc >> 8) ^ byte) & 0xFF]
-    return crc
 
 
 def key_slot(key: str) -> int:
@@ -40,7 +21,7 @@ def key_slot(key: str) -> int:
         end = raw.find(b"}", start + 1)
         if end > start + 1:
             raw = raw[start + 1 : end]
-    return _crc16(raw) % SLOT_COUNT
+    return crc_hqx(raw, 0) % SLOT_COUNT  # CRC16-XMODEM, Redis' own, in C
 
 
 def group_by_slot(keys: Iterable[str]) -> dict[int, list[int]]:
